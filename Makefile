@@ -1,0 +1,47 @@
+# Thin wrappers: the logic lives in modelctl, tox and pre-commit. `make help` lists targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.bootstrapped
+export BENTOML_DO_NOT_TRACK := true
+
+.PHONY: help bootstrap hooks lint test test-models test-template demo clean
+
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): tooling/requirements-dev.txt tooling/pyproject.toml shared/pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r tooling/requirements-dev.txt -e shared -e 'tooling[test]'
+	@touch $(STAMP)
+
+bootstrap: $(STAMP) ## create .venv with uv, tox, pre-commit and modelctl (idempotent)
+
+hooks: $(STAMP) ## install the git pre-commit hook
+	$(BIN)/pre-commit install --install-hooks
+
+lint: $(STAMP) ## run every pre-commit hook on all files
+	$(BIN)/tox run -e lint
+
+test: $(STAMP) ## everything CI runs: lint, shared, tooling, template, every model env
+	$(BIN)/tox run -e lint,shared,tooling,template
+	$(BIN)/tox run -m models
+
+test-models: $(STAMP) ## every model's own tests, each in its own env
+	$(BIN)/tox run -m models
+
+test-template: $(STAMP) ## bake every framework variant and run the baked tests
+	$(BIN)/tox run -e template
+
+demo: $(STAMP) ## list and validate the models, then train, serve (in-process) and test the example model
+	$(BIN)/modelctl list
+	$(BIN)/modelctl validate
+	$(BIN)/tox run -e model-iris_classifier
+
+clean: ## remove environments, caches and reports
+	rm -rf $(VENV) .tox reports .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

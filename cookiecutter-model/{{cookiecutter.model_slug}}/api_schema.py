@@ -1,0 +1,75 @@
+"""The API contract of {{ cookiecutter.model_slug }}: what a request row is and what a prediction is.
+
+`train.py` reads feature names from here too, so training and serving can never disagree
+on columns.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+{% if cookiecutter.__dataset == "iris" -%}
+CLASS_NAMES = ("setosa", "versicolor", "virginica")
+
+# strict: "5.1" (a string) is refused, not coerced; NaN and Infinity are refused.
+Centimetres = Annotated[float, Field(strict=True, ge=0, le=100, allow_inf_nan=False)]
+
+
+class Features(BaseModel):
+    """One flower, measured in centimetres."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sepal_length: Centimetres
+    sepal_width: Centimetres
+    petal_length: Centimetres
+    petal_width: Centimetres
+{%- else -%}
+CLASS_NAMES = ("class_0", "class_1", "class_2")
+
+# strict: "13.2" (a string) is refused, not coerced; NaN and Infinity are refused.
+Measure = Annotated[float, Field(strict=True, ge=0, le=10_000, allow_inf_nan=False)]
+
+
+class Features(BaseModel):
+    """One wine: the results of a chemical analysis (UCI wine data set)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alcohol: Measure
+    malic_acid: Measure
+    ash: Measure
+    alcalinity_of_ash: Measure
+    magnesium: Measure
+    total_phenols: Measure
+    flavanoids: Measure
+    nonflavanoid_phenols: Measure
+    proanthocyanins: Measure
+    color_intensity: Measure
+    hue: Measure
+    od280_od315_of_diluted_wines: Measure
+    proline: Measure
+{%- endif %}
+
+
+FEATURES: tuple[str, ...] = tuple(Features.model_fields)
+
+
+class Prediction(BaseModel):
+    """The prediction for one row, in request order."""
+
+    label: str = Field(description="the most likely class")
+    class_id: int = Field(description="index of `label` in the model's classes")
+    probabilities: dict[str, float] = Field(description="probability of every class; sums to 1")
+
+
+class ModelInfo(BaseModel):
+    """What is serving: the model version and how it scored when trained."""
+
+    model: str
+    framework: str
+    classes: list[str]
+    features: list[str]
+    metrics: dict[str, float]

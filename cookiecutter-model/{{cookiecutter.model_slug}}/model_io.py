@@ -1,0 +1,84 @@
+"""How {{ cookiecutter.framework }} models are saved to, loaded from and predicted with in the BentoML store.
+
+The one file that changes when the framework changes; `train.py` and `service.py` only call
+`save`, `load` and `predict_proba`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bentoml
+import numpy as np
+{%- if cookiecutter.framework == "pytorch" %}
+import torch
+from torch import nn
+{%- endif %}
+
+from api_schema import CLASS_NAMES, FEATURES
+
+NAME = "{{ cookiecutter.model_slug }}"
+{%- if cookiecutter.framework == "pytorch" %}
+WEIGHTS = "weights.pt"
+
+
+class Network(nn.Module):
+    """A small multi-layer perceptron over standardised features."""
+
+    def __init__(self, n_features: int = len(FEATURES), n_classes: int = len(CLASS_NAMES), hidden: int = 32) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+        self.layers = nn.Sequential(
+            nn.Linear(n_features, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers((x - self.mean) / self.scale)
+{%- endif %}
+
+
+def save(model: Any, metrics: dict[str, float], labels: dict[str, str]) -> str:
+    """Store ``model`` as a new version of ``NAME``; return its tag."""
+    metadata = {"metrics": metrics, "features": list(FEATURES), "classes": list(CLASS_NAMES)}
+{%- if cookiecutter.framework == "pytorch" %}
+    with bentoml.models.create(NAME, labels=labels, metadata=metadata) as stored:
+        torch.save(model.state_dict(), stored.path_of(WEIGHTS))
+    return str(stored.tag)
+{%- elif cookiecutter.framework == "lightgbm" %}
+    # bentoml.lightgbm stores the Booster; it predicts class probabilities for multiclass objectives.
+    stored = bentoml.lightgbm.save_model(NAME, model.booster_, labels=labels, metadata=metadata)
+    return str(stored.tag)
+{%- else %}
+    stored = bentoml.{{ cookiecutter.framework }}.save_model(NAME, model, labels=labels, metadata=metadata)
+    return str(stored.tag)
+{%- endif %}
+
+
+def load(stored: bentoml.Model) -> Any:
+    """The model object of a stored version (``bentoml.models.get(tag)`` or a service's BentoModel)."""
+{%- if cookiecutter.framework == "pytorch" %}
+    network = Network()
+    network.load_state_dict(torch.load(stored.path_of(WEIGHTS), weights_only=True))
+    network.eval()
+    return network
+{%- else %}
+    return bentoml.{{ cookiecutter.framework }}.load_model(stored)
+{%- endif %}
+
+
+def predict_proba(model: Any, rows: np.ndarray) -> np.ndarray:
+    """Class probabilities, shape (n_rows, n_classes), for a float array of shape (n_rows, n_features)."""
+{%- if cookiecutter.framework == "pytorch" %}
+    with torch.inference_mode():
+        logits = model(torch.as_tensor(rows, dtype=torch.float32))
+        return torch.softmax(logits, dim=1).numpy()
+{%- elif cookiecutter.framework == "lightgbm" %}
+    return np.asarray(model.predict(rows))
+{%- else %}
+    return np.asarray(model.predict_proba(rows))
+{%- endif %}

@@ -1,0 +1,146 @@
+"""Train {{ cookiecutter.model_slug }} and save it to the BentoML model store.
+
+    python train.py            # from this folder; prints the model tag and metrics
+
+The steps are plain functions so the notebook and the retraining pipeline call the same code:
+load_data() -> build_model() -> fit() -> evaluate() -> model_io.save().
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+{%- if cookiecutter.framework == "pytorch" %}
+import torch
+{%- elif cookiecutter.framework == "lightgbm" %}
+from lightgbm import LGBMClassifier
+{%- endif %}
+{%- if cookiecutter.__dataset == "iris" %}
+from sklearn.datasets import load_iris
+{%- else %}
+from sklearn.datasets import load_wine
+{%- endif %}
+{%- if cookiecutter.framework == "sklearn" %}
+from sklearn.linear_model import LogisticRegression
+{%- endif %}
+from sklearn.metrics import accuracy_score, f1_score, log_loss
+from sklearn.model_selection import train_test_split
+{%- if cookiecutter.framework == "sklearn" %}
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+{%- elif cookiecutter.framework == "xgboost" %}
+from xgboost import XGBClassifier
+{%- endif %}
+
+import model_io
+from api_schema import CLASS_NAMES, FEATURES
+
+SEED = 42
+HOLDOUT = 0.25
+
+
+@dataclass(frozen=True)
+class Dataset:
+    features: np.ndarray  # shape (n_rows, len(FEATURES)), float64
+    target: np.ndarray  # shape (n_rows,), class ids into CLASS_NAMES
+
+
+def load_data() -> Dataset:
+    """The training data. Replace with your own source; keep the columns of api_schema.FEATURES."""
+{%- if cookiecutter.__dataset == "iris" %}
+    features, target = load_iris(return_X_y=True)
+{%- else %}
+    features, target = load_wine(return_X_y=True)
+{%- endif %}
+    return Dataset(np.asarray(features, dtype=np.float64), np.asarray(target, dtype=np.int64))
+
+
+def split(data: Dataset, seed: int = SEED) -> tuple[Dataset, Dataset]:
+    """A stratified (train, holdout) split."""
+    x_train, x_test, y_train, y_test = train_test_split(
+        data.features, data.target, test_size=HOLDOUT, random_state=seed, stratify=data.target
+    )
+    return Dataset(x_train, y_train), Dataset(x_test, y_test)
+
+
+def build_model() -> Any:
+    """An unfitted model."""
+{%- if cookiecutter.framework == "sklearn" %}
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=SEED))
+{%- elif cookiecutter.framework == "xgboost" %}
+    return XGBClassifier(n_estimators=50, max_depth=3, learning_rate=0.2, random_state=SEED, n_jobs=1)
+{%- elif cookiecutter.framework == "lightgbm" %}
+    return LGBMClassifier(n_estimators=50, num_leaves=15, random_state=SEED, n_jobs=1, verbose=-1)
+{%- elif cookiecutter.framework == "pytorch" %}
+    torch.manual_seed(SEED)
+    return model_io.Network()
+{%- endif %}
+
+
+def fit(model: Any, train: Dataset) -> Any:
+    """Fit ``model`` on ``train`` and return it."""
+{%- if cookiecutter.framework == "pytorch" %}
+    x = torch.as_tensor(train.features, dtype=torch.float32)
+    y = torch.as_tensor(train.target, dtype=torch.long)
+    model.mean.copy_(x.mean(dim=0))
+    model.scale.copy_(x.std(dim=0).clamp_min(1e-6))
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
+    for _ in range(300):
+        optimiser.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    return model
+{%- else %}
+    return model.fit(train.features, train.target)
+{%- endif %}
+
+
+def evaluate(model: Any, holdout: Dataset) -> dict[str, float]:
+    """Metrics on ``holdout``; `config.yaml` `retrain.metric` names one of these."""
+    probabilities = model_io.predict_proba(model, holdout.features)
+    predicted = probabilities.argmax(axis=1)
+    labels = list(range(len(CLASS_NAMES)))
+    return {
+        "accuracy": round(float(accuracy_score(holdout.target, predicted)), 6),
+        "f1_macro": round(float(f1_score(holdout.target, predicted, average="macro")), 6),
+        "log_loss": round(float(log_loss(holdout.target, probabilities, labels=labels)), 6),
+    }
+
+
+def git_commit() -> str:
+    """The commit being trained (``GIT_COMMIT`` wins, for builds outside a checkout)."""
+    if os.environ.get("GIT_COMMIT"):
+        return os.environ["GIT_COMMIT"]
+    try:
+        result = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return result.stdout.strip()
+
+
+def train(data: Dataset | None = None) -> tuple[str, dict[str, float]]:
+    """Train on ``data`` (default: load_data()), save a new model version; return (tag, metrics)."""
+    train_set, holdout = split(data if data is not None else load_data())
+    model = fit(build_model(), train_set)
+    metrics = evaluate(model, holdout)
+    labels = {"framework": "{{ cookiecutter.framework }}", "git_commit": git_commit()}
+    tag = model_io.save(model, metrics, labels)
+    return tag, metrics
+
+
+def main() -> None:
+    tag, metrics = train()
+    print(json.dumps({"model": tag, "metrics": metrics, "features": len(FEATURES)}))
+
+
+if __name__ == "__main__":
+    main()

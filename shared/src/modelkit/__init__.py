@@ -1,0 +1,21 @@
+"""Library code every model service uses: config, service options, request guards, logging."""
+
+from modelkit.config import SCHEMA_VERSION, ModelConfig
+from modelkit.loader import ConfigError, ConfigProblem, load_config, parse_config
+from modelkit.logs import configure_logging
+from modelkit.serving import RequestLimits, api_options, error_body, freeze_gc, service_options
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ConfigError",
+    "ConfigProblem",
+    "ModelConfig",
+    "RequestLimits",
+    "api_options",
+    "configure_logging",
+    "error_body",
+    "freeze_gc",
+    "load_config",
+    "parse_config",
+    "service_options",
+]

@@ -1,0 +1,201 @@
+"""The model `config.yaml` contract, defined once.
+
+The pydantic models below are the single definition. `config.schema.json` next to this
+file is generated from them (``python -m modelkit.schema``) for editors and other tools,
+and a test fails if it drifts. Both the `modelctl` CLI and every model service load a
+config through :func:`load_config`, so a service runs with exactly the defaults the CLI
+validated.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+
+Framework = Literal["sklearn", "xgboost", "lightgbm", "pytorch"]
+Target = Literal["local", "kubernetes", "bentocloud"]
+EnvName = Literal["staging", "production"]
+
+_SLUG = r"^[a-z][a-z0-9_]{0,39}$"
+_CPU = r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$"
+_MEMORY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"
+_CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+class _Section(BaseModel):
+    # strict: YAML already yields typed values, so "2" for an integer is a typo, not data.
+    # extra=forbid: an unknown key is almost always a misspelt known key.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class Batching(_Section):
+    """Adaptive batching of concurrent requests into one model call."""
+
+    enabled: bool = False
+    max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
+    # Measured: 200 ms gave 2-21 % 503s under load, 1000 ms none (see bench/serving.py).
+    max_latency_ms: Annotated[int, Field(ge=10, le=60_000)] = 1000
+
+
+class Ports(_Section):
+    """Loopback port of the `local` deploy target, per environment."""
+
+    dev: Annotated[int, Field(ge=1024, le=65535)] = 3000
+    staging: Annotated[int, Field(ge=1024, le=65535)] = 3100
+    production: Annotated[int, Field(ge=1024, le=65535)] = 3200
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Ports:
+        if len({self.dev, self.staging, self.production}) != 3:
+            raise ValueError("dev, staging and production ports must differ")
+        return self
+
+
+class Serving(_Section):
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    concurrency: Literal["async", "threads"] = "async"
+    threads: Annotated[int, Field(ge=1, le=256)] = 4
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    max_concurrency: Annotated[int, Field(ge=1, le=100_000)] = 256
+    max_request_bytes: Annotated[int, Field(ge=1024, le=1_073_741_824)] = 1_048_576
+    max_rows: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    batching: Batching = Batching()
+    ports: Ports = Ports()
+    # Off by default: BentoML's tracing middleware costs ~28 % of request CPU even when
+    # nothing is sampled (see ../shared/notes/facts.md); on keeps spans + X-BentoML-Request-ID.
+    tracing: bool = False
+    metrics: bool = True
+    access_log: bool = True
+
+
+class LoadTest(_Section):
+    users: Annotated[int, Field(ge=1, le=10_000)] = 50
+    spawn_rate: Annotated[float, Field(gt=0, le=10_000)] = 10.0
+    duration_s: Annotated[int, Field(ge=1, le=3600)] = 30
+    max_p90_ms: Annotated[float, Field(gt=0)] = 500.0
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
+    payload: str = "sample_request.json"
+
+
+class Resources(_Section):
+    cpu: Annotated[str, Field(pattern=_CPU)] = "1"
+    memory: Annotated[str, Field(pattern=_MEMORY)] = "1Gi"
+    gpu: Annotated[int, Field(ge=0, le=16)] = 0
+
+
+class Scaling(_Section):
+    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 1
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] = 3
+    target_cpu_percent: Annotated[int, Field(ge=1, le=100)] = 70
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) must not exceed "
+                f"max_replicas ({self.max_replicas})"
+            )
+        return self
+
+
+class Environment(_Section):
+    approval: bool = False
+
+
+def _default_environments() -> dict[EnvName, Environment]:
+    return {"staging": Environment(approval=False), "production": Environment(approval=True)}
+
+
+class Deploy(_Section):
+    targets: Annotated[list[Target], Field(min_length=1)] = ["local"]
+    environments: dict[EnvName, Environment] = Field(default_factory=_default_environments)
+    resources: Resources = Resources()
+    scaling: Scaling = Scaling()
+    instance_type: str | None = None
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_targets(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"targets must be unique, got {value}")
+        return value
+
+
+def _check_cron(expr: str) -> str:
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"cron expression {expr!r} must have 5 fields (minute hour day month weekday)"
+        )
+    names = ("minute", "hour", "day-of-month", "month", "day-of-week")
+    for field, name, (low, high) in zip(fields, names, _CRON_RANGES, strict=True):
+        if not _CRON_FIELD.match(field):
+            raise ValueError(f"cron {name} field {field!r} is not a number, range, list or step")
+        for number in re.findall(r"\d+", field.split("/")[0]):
+            if not low <= int(number) <= high:
+                raise ValueError(f"cron {name} value {number} is outside {low}-{high}")
+    return expr
+
+
+class Retrain(_Section):
+    schedule: str | None = None
+    metric: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")] = "accuracy"
+    direction: Literal["maximize", "minimize"] = "maximize"
+    min_improvement: Annotated[float, Field(ge=0)] = 0.005
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else _check_cron(value)
+
+
+def _default_ignore() -> list[str]:
+    return ["notebooks/**", "**/*.ipynb", "**/*.md"]
+
+
+class CI(_Section):
+    # Globs relative to the model folder; a change only to these never rebuilds or deploys.
+    ignore: list[str] = Field(default_factory=_default_ignore)
+    # Repo-relative globs outside the model folder whose changes also select the model.
+    extra_paths: list[str] = Field(default_factory=list)
+
+
+class Notify(_Section):
+    slack_channel: Annotated[str, Field(pattern=r"^#[a-z0-9_.-]{1,80}$")] | None = None
+
+
+class ModelConfig(_Section):
+    """A model's `config.yaml`: identity, serving, load test, deploy, retrain, CI, notify."""
+
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        frozen=True,
+        title="modelctl model config",
+        json_schema_extra={"$id": f"https://modelctl.dev/schema/model-config.v{SCHEMA_VERSION}.json"},
+    )
+
+    schema_version: Literal[1] = 1
+    name: Annotated[str, Field(pattern=_SLUG)]
+    description: Annotated[str, Field(min_length=1, max_length=500)]
+    owner: Annotated[str, Field(min_length=1, max_length=200)]
+    framework: Framework
+    serving: Serving = Serving()
+    loadtest: LoadTest = LoadTest()
+    deploy: Deploy = Deploy()
+    retrain: Retrain = Retrain()
+    ci: CI = CI()
+    notify: Notify = Notify()
+
+    def port(self, env: str) -> int:
+        return int(getattr(self.serving.ports, env))
+
+
+def schema_path() -> Path:
+    return Path(__file__).with_name("config.schema.json")

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from modelkit import ConfigError, ModelConfig, load_config, parse_config
+from modelkit.schema import render
+
+MINIMAL = "name: churn\ndescription: d\nowner: team\nframework: sklearn\n"
+
+
+def problems(text: str, **kwargs: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "models/churn/config.yaml", **kwargs)
+    return [str(p) for p in info.value.problems]
+
+
+def test_defaults_are_applied() -> None:
+    config = parse_config(MINIMAL)
+    assert config.serving.workers == 1
+    assert config.serving.batching.max_latency_ms == 1000
+    assert config.loadtest.max_p90_ms == 500
+    assert config.deploy.targets == ["local"]
+    assert config.deploy.environments["production"].approval is True
+    assert config.deploy.environments["staging"].approval is False
+    assert config.ci.ignore == ["notebooks/**", "**/*.ipynb", "**/*.md"]
+    assert config.retrain.schedule is None
+    assert config.port("staging") == 3100
+
+
+def test_nested_defaults_fill_a_partial_section() -> None:
+    config = parse_config(MINIMAL + "serving:\n  batching:\n    enabled: true\n")
+    assert config.serving.batching.enabled is True
+    assert config.serving.batching.max_batch_size == 64
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        (
+            "serving:\n  batching:\n    max_latency_ms: -5\n",
+            "models/churn/config.yaml:7: serving.batching.max_latency_ms: -5 is invalid: expected a value >= 10",
+        ),
+        ("serving:\n  workers: '2'\n", "config.yaml:6: serving.workers: '2' is invalid: expected a valid integer"),
+        ("serving:\n  workerz: 2\n", "serving.workerz: unknown key 'workerz'; expected one of: workers, concurrency"),
+        ("loadtest:\n  max_error_rate: 1.5\n", "loadtest.max_error_rate: 1.5 is invalid: expected a value <= 1"),
+        ("deploy:\n  targets: [local, heroku]\n", "deploy.targets[1]: 'heroku' is invalid: expected 'local', 'kubernetes'"),
+        ("deploy:\n  targets: []\n", "deploy.targets: [] is invalid: expected a list with at least 1 item"),
+        ("deploy:\n  environments: {qa: {}}\n", "deploy.environments.qa: 'qa' is invalid: expected 'staging' or 'production'"),
+        ("deploy:\n  resources: {memory: lots}\n", "deploy.resources.memory: 'lots' is invalid: expected a string matching"),
+        (
+            "deploy:\n  scaling: {min_replicas: 5, max_replicas: 2}\n",
+            "deploy.scaling: {'min_replicas': 5, 'max_replicas': 2} is invalid: min_replicas (5) must not exceed",
+        ),
+        ("retrain:\n  schedule: '0 25 * * *'\n", "retrain.schedule: '0 25 * * *' is invalid: cron hour value 25 is outside 0-23"),
+        ("retrain:\n  schedule: daily\n", "retrain.schedule: 'daily' is invalid: cron expression 'daily' must have 5 fields"),
+        ("retrain:\n  direction: up\n", "retrain.direction: 'up' is invalid: expected 'maximize' or 'minimize'"),
+        ("notify:\n  slack_channel: general\n", "notify.slack_channel: 'general' is invalid: expected a string matching"),
+        ("serving:\n  ports: {dev: 3000, staging: 3000}\n", "serving.ports: {'dev': 3000, 'staging': 3000} is invalid: dev, staging"),
+        ("serving:\n  tracing: yes please\n", "serving.tracing: 'yes please' is invalid: expected a valid boolean"),
+    ],
+)
+def test_each_bad_value_names_file_line_key_value_and_expectation(snippet: str, expected: str) -> None:
+    found = problems(MINIMAL + snippet)
+    assert any(expected in p for p in found), found
+
+
+def test_missing_required_keys_are_all_reported() -> None:
+    found = problems("framework: sklearn\n")
+    assert "models/churn/config.yaml:1: name: required key is missing" in found
+    assert any(p.endswith("owner: required key is missing") for p in found)
+    assert any(p.endswith("description: required key is missing") for p in found)
+
+
+def test_malformed_yaml_names_the_line() -> None:
+    (found,) = problems(MINIMAL + "serving:\n  workers: [1\n")
+    assert found.startswith("models/churn/config.yaml:") and "invalid YAML" in found
+    assert found.split(":")[1] in {"6", "7"}
+
+
+def test_duplicate_keys_are_errors() -> None:
+    found = problems(MINIMAL + "owner: other\n")
+    assert "models/churn/config.yaml:5: owner: duplicate key; the later value would silently win" in found
+
+
+def test_not_a_mapping() -> None:
+    assert problems("") == ["models/churn/config.yaml:1: expected a mapping of keys, got an empty file"]
+    assert problems("- a\n") == ["models/churn/config.yaml:1: expected a mapping of keys, got a list"]
+
+
+def test_name_must_match_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "fraud"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(MINIMAL)
+    with pytest.raises(ConfigError, match=r"name: 'churn' is invalid: must equal the model folder name 'fraud'"):
+        load_config(folder / "config.yaml", check_folder_name=True)
+    assert load_config(folder / "config.yaml").name == "churn"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config.yaml:1: file not found"):
+        load_config(tmp_path / "config.yaml")
+
+
+def test_committed_json_schema_is_up_to_date() -> None:
+    committed = (Path(__file__).parents[1] / "src" / "modelkit" / "config.schema.json").read_text()
+    assert committed == render(), "run: python -m modelkit.schema"
+
+
+def test_json_schema_agrees_with_the_models() -> None:
+    schema = json.loads(render())
+    good = yaml.safe_load(MINIMAL + "serving: {workers: 2, batching: {enabled: true}}\n")
+    jsonschema.validate(good, schema)
+    for bad in ({"serving": {"workerz": 2}}, {"serving": {"workers": 0}}, {"framework": "spark"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**yaml.safe_load(MINIMAL), **bad}, schema)
+    assert schema["properties"]["serving"]["$ref"].endswith("Serving")
+    assert schema["$defs"]["Serving"]["properties"]["max_request_bytes"]["default"] == 1_048_576
+
+
+def test_example_model_configs_are_valid() -> None:
+    root = Path(__file__).parents[2]
+    configs = sorted((root / "models").glob("*/config.yaml"))
+    assert configs, "the repo ships at least the example model"
+    for path in configs:
+        assert isinstance(load_config(path, check_folder_name=True), ModelConfig)

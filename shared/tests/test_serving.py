@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from modelkit import RequestLimits, api_options, parse_config, service_options
+
+MINIMAL = "name: churn\ndescription: d\nowner: team\nframework: sklearn\n"
+LIMIT = 2048
+
+
+async def echo(request: Request) -> JSONResponse:
+    try:
+        body = await request.body()
+    except Exception:  # noqa: BLE001 - mimic BentoML, which turns any error into a 500
+        return JSONResponse({"error": "boom"}, status_code=500)
+    return JSONResponse({"bytes": len(body)})
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    app = Starlette(routes=[Route("/predict", echo, methods=["POST"]), Route("/readyz", echo, methods=["GET"])])
+    app.add_middleware(RequestLimits, max_bytes=LIMIT)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def test_within_limit_passes(client: TestClient) -> None:
+    response = client.post("/predict", content=b"x" * LIMIT, headers={"content-type": "application/json"})
+    assert response.json() == {"bytes": LIMIT}
+
+
+def test_declared_length_over_limit_is_413(client: TestClient) -> None:
+    response = client.post("/predict", content=b"x" * (LIMIT + 1), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json() == {"error": "request body too large", "detail": {"bytes": str(LIMIT + 1), "max_bytes": LIMIT}}
+
+
+def test_streamed_body_over_limit_is_413_not_500(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(10):
+            yield b"x" * 1000
+
+    response = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"] == "request body too large"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "multipart/form-data; boundary=x", "application/xml"])
+def test_non_json_is_415(client: TestClient, content_type: str) -> None:
+    response = client.post("/predict", content=b"{}", headers={"content-type": content_type})
+    assert response.status_code == 415
+    assert response.json()["detail"]["expected"] == "application/json"
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "application/ld+json"])
+def test_json_variants_pass(client: TestClient, content_type: str) -> None:
+    assert client.post("/predict", content=b"{}", headers={"content-type": content_type}).status_code == 200
+
+
+def test_get_requests_are_untouched(client: TestClient) -> None:
+    assert client.get("/readyz").status_code == 200
+
+
+def test_service_options_follow_config() -> None:
+    config = parse_config(
+        MINIMAL + "serving: {workers: 2, concurrency: threads, threads: 8, timeout_s: 12, max_concurrency: 99}\n"
+    )
+    options = service_options(config)
+    assert options["workers"] == 2
+    assert options["threads"] == 8
+    assert options["traffic"] == {"timeout": 12, "max_concurrency": 99}
+    assert options["tracing"] == {"excluded_urls": [".*"]}
+    assert options["labels"] == {"owner": "team", "framework": "sklearn"}
+
+
+def test_async_mode_sets_no_threads_and_tracing_can_be_kept() -> None:
+    options = service_options(parse_config(MINIMAL + "serving: {tracing: true, metrics: false}\n"))
+    assert "threads" not in options and "tracing" not in options
+    assert options["metrics"] == {"enabled": False}
+
+
+def test_service_options_are_accepted_by_bentoml() -> None:
+    bentoml_config = pytest.importorskip("_bentoml_sdk.service.config")
+    options = service_options(parse_config(MINIMAL + "serving: {concurrency: threads}\n"))
+    for key in ("name", "description", "labels"):
+        options.pop(key)
+    bentoml_config.validate(options)
+
+
+def test_api_options_from_batching() -> None:
+    assert api_options(parse_config(MINIMAL)) == {}
+    enabled = parse_config(MINIMAL + "serving: {batching: {enabled: true, max_batch_size: 32, max_latency_ms: 500}}\n")
+    assert api_options(enabled) == {"batchable": True, "max_batch_size": 32, "max_latency_ms": 500}

@@ -1,0 +1,74 @@
+"""`modelctl new`: create `models/<slug>/` from the model template (same questions, same rules)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from cookiecutter.exceptions import CookiecutterException, FailedHookException, OutputDirExistsException
+from cookiecutter.main import cookiecutter
+
+from modelctl.console import err, out
+from modelctl.errors import TemplateError
+from modelctl.repo import Repo, find_repo
+from modelctl.template import answer_rules, default_slug
+
+FIELDS = ("model_name", "model_slug", "description", "owner", "framework")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "new",
+        help="create models/<slug>/ from the model template",
+        description="Without --no-input, cookiecutter asks for every answer not given here.",
+    )
+    parser.add_argument("model_name", nargs="?", help='free-text name, e.g. "Churn Predictor"')
+    parser.add_argument("--slug", dest="model_slug", help="folder/service name (default: derived from the name)")
+    parser.add_argument("--description")
+    parser.add_argument("--owner")
+    parser.add_argument("--framework", choices=("sklearn", "xgboost", "lightgbm", "pytorch"))
+    parser.add_argument("--no-input", action="store_true", help="do not prompt; use defaults for the rest")
+    parser.add_argument("--output-dir", type=Path, help="where to create the model (default: the repo's models/)")
+    parser.set_defaults(
+        run=lambda a: new(
+            find_repo(),
+            {k: getattr(a, k) for k in FIELDS if getattr(a, k) is not None},
+            no_input=a.no_input,
+            output_dir=a.output_dir,
+        )
+    )
+
+
+def new(repo: Repo, answers: dict[str, str], no_input: bool = False, output_dir: Path | None = None) -> int:
+    target = (output_dir or repo.models_dir).resolve()
+    if no_input:
+        _precheck(repo, answers, target)
+    try:
+        created = cookiecutter(
+            str(repo.template_dir), output_dir=str(target), no_input=no_input, extra_context=answers
+        )
+    except OutputDirExistsException as exc:
+        raise TemplateError(f"{exc}; a model with this slug exists: choose another --slug") from exc
+    except FailedHookException as exc:
+        raise TemplateError(f"the template refused the answers ({exc}); nothing was created") from exc
+    except CookiecutterException as exc:
+        raise TemplateError(f"cookiecutter failed: {exc}") from exc
+    out.print(f"created {created}", markup=False)
+    slug = Path(created).name
+    err.print(f"next: modelctl validate {slug} && tox -e model-{slug}", markup=False)
+    return 0
+
+
+def _precheck(repo: Repo, answers: dict[str, str], target: Path) -> None:
+    """Refuse bad answers with the template's own rules before cookiecutter runs."""
+    defaults = json.loads((repo.template_dir / "cookiecutter.json").read_text(encoding="utf-8"))
+    full = {k: answers.get(k, defaults[k] if not isinstance(defaults[k], list) else defaults[k][0]) for k in FIELDS}
+    full["model_slug"] = answers.get("model_slug") or default_slug(full["model_name"])
+    problems = answer_rules(repo.template_dir)(full)
+    if problems:
+        raise TemplateError("; ".join(problems) + "; nothing was created")
+    if (target / full["model_slug"]).exists():
+        raise TemplateError(
+            f"model_slug {full['model_slug']!r}: {target / full['model_slug']} already exists; choose another --slug"
+        )
