@@ -24,6 +24,31 @@ PREFIX = "model-"
 _TORCH = re.compile(r"^\s*torch\b", re.MULTILINE)
 
 
+def requirement_lines(path: Path) -> list[str]:
+    """The requirements of ``path`` with ``-r`` includes expanded and local paths made absolute.
+
+    pip and uv resolve a relative path in a requirements file against the current
+    directory, not the file (so `-e ../../shared` works from the model folder only); tox
+    installs from the repo root, so the paths are resolved here, against the file.
+    """
+    lines: list[str] = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith(("-r ", "--requirement ")):
+            lines.extend(requirement_lines(path.parent / line.split(maxsplit=1)[1]))
+        elif line.startswith(("-e ", "--editable ")):
+            target = line.split(maxsplit=1)[1]
+            local = target.startswith((".", "/"))
+            lines.append(f"-e {(path.parent / target).resolve() if local else target}")
+        elif line.startswith((".", "/")):
+            lines.append(str((path.parent / line).resolve()))
+        else:
+            lines.append(line)
+    return lines
+
+
 def model_dirs(root: Path = ROOT) -> list[Path]:
     return sorted(p.parent for p in (root / "models").glob("*/config.yaml"))
 
@@ -42,7 +67,7 @@ def tox_add_core_config(core_conf: Any, state: Any) -> None:  # noqa: ARG001
             "description": f"test model {model_dir.name} in its own environment",
             "labels": ["models"],
             "skip_install": True,
-            "deps": PythonDeps(f"-r {requirements}", root=ROOT),
+            "deps": PythonDeps("\n".join(requirement_lines(requirements)), root=ROOT),
             "change_dir": model_dir,
             "commands": [Command(["pytest", "-q", "-p", "no:cacheprovider"])],
         }

@@ -1,0 +1,62 @@
+"""The in-tree tox plugin gives every models/<name>/ folder a `model-<name>` env, new ones included."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def tox_list(repo: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "tox", "list", "--no-desc"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_a_model_added_later_gets_its_env_without_editing_tox_ini(monorepo: Path) -> None:
+    tox_ini = (monorepo / "tox.ini").read_text()
+    assert "model-" + "iris_classifier" in tox_list(monorepo)
+    shutil.copytree(monorepo / "models/iris_classifier", monorepo / "models/churn")
+    listed = tox_list(monorepo).split()
+    assert {"model-iris_classifier", "model-churn"} <= set(listed)
+    assert (monorepo / "tox.ini").read_text() == tox_ini
+
+
+def test_folders_without_config_are_not_models(monorepo: Path) -> None:
+    (monorepo / "models/scratch").mkdir()
+    assert "model-scratch" not in tox_list(monorepo)
+
+
+def test_model_envs_carry_the_models_label_and_their_requirements(monorepo: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tox", "config", "-e", "model-iris_classifier", "-k", "labels", "deps", "change_dir",
+         "runner"],
+        cwd=monorepo, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "labels = models" in result.stdout
+    assert "bentoml==1.4.40" in result.stdout and "pytest==" in result.stdout, "requirements-dev.txt -> requirements.txt"
+    assert f"-e {monorepo / 'shared'}" in result.stdout, "the relative shared/ path is resolved against the file"
+    assert f"change_dir = {monorepo / 'models/iris_classifier'}" in result.stdout
+    assert "runner = uv-venv-runner" in result.stdout
+
+
+def test_torch_models_use_pip(monorepo: Path) -> None:
+    torch_model = monorepo / "models/torchy"
+    shutil.copytree(monorepo / "models/iris_classifier", torch_model)
+    requirements = torch_model / "requirements.txt"
+    requirements.write_text(requirements.read_text() + "torch==2.13.0\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "tox", "config", "-e", "model-torchy", "-k", "runner"],
+        cwd=monorepo, capture_output=True, text=True, check=False,
+    )
+    assert "runner = virtualenv" in result.stdout, result.stdout + result.stderr
+
+
+def test_repo_root_is_what_the_plugin_scans() -> None:
+    assert (ROOT / "toxfile.py").is_file()
