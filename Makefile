@@ -17,6 +17,8 @@ $(STAMP): tooling/requirements-dev.txt tooling/pyproject.toml shared/pyproject.t
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r tooling/requirements-dev.txt -e shared -e 'tooling[test]'
+	@# set-up installs the git hook too (skipped outside a git checkout)
+	@if git rev-parse --git-dir >/dev/null 2>&1; then $(BIN)/pre-commit install; fi
 	@touch $(STAMP)
 
 bootstrap: $(STAMP) ## create .venv with uv, tox, pre-commit and modelctl (idempotent)

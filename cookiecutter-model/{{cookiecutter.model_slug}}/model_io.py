@@ -78,7 +78,9 @@ def predict_proba(model: Any, rows: np.ndarray) -> np.ndarray:
         logits = model(torch.as_tensor(rows, dtype=torch.float32))
         return torch.softmax(logits, dim=1).numpy()
 {%- elif cookiecutter.framework == "lightgbm" %}
-    return np.asarray(model.predict(rows))
+    if hasattr(model, "predict_proba"):  # the LGBMClassifier being trained
+        return np.asarray(model.predict_proba(rows))
+    return np.asarray(model.predict(rows))  # the stored Booster: probabilities for multiclass objectives
 {%- else %}
     return np.asarray(model.predict_proba(rows))
 {%- endif %}

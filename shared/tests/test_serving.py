@@ -87,7 +87,8 @@ def test_async_mode_sets_no_threads_and_tracing_can_be_kept() -> None:
 
 
 def test_service_options_are_accepted_by_bentoml() -> None:
-    bentoml_config = pytest.importorskip("_bentoml_sdk.service.config")
+    from _bentoml_sdk.service import config as bentoml_config
+
     options = service_options(parse_config(MINIMAL + "serving: {concurrency: threads}\n"))
     for key in ("name", "description", "labels"):
         options.pop(key)

@@ -1,0 +1,153 @@
+"""Serving benchmark: the template's BentoML service vs a hand-written FastAPI app, same model, same load.
+
+    python bench/serving.py [--model iris_classifier] [--forest 200] [--users 50] [--duration 20] [--rounds 2]
+
+Both servers run one worker on 127.0.0.1; each round starts each server fresh and alternates which goes
+first, then Locust (the model's own locustfile, headless) loads it. Prints RPS, P50 and P90 for both and
+their ratios (BentoML / FastAPI). `--forest N` swaps the trained model for an N-tree random forest (a
+heavier model) behind the same service. Needs the model's requirements plus fastapi, uvicorn and locust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Result:
+    server: str
+    rps: float
+    p50: float
+    p90: float
+    failures: int
+    requests: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before {url} was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def train(model_dir: Path, forest: int) -> str:
+    code = (
+        "import sys; sys.path.insert(0, '.');"
+        "import train, model_io;"
+        f"forest = {forest};"
+        "data = train.load_data(); tr, ho = train.split(data);"
+        "from sklearn.ensemble import RandomForestClassifier as RF;"
+        "m = train.fit(RF(n_estimators=forest, random_state=0, n_jobs=1) if forest else train.build_model(), tr);"
+        "print(model_io.save(m, train.evaluate(m, ho), {'framework': 'bench', 'git_commit': 'bench'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=model_dir, capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def start(server: str, model_dir: Path, tag: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    if server == "bentoml":
+        service = next(line.split()[1].rstrip(":") for line in (model_dir / "service.py").read_text().splitlines()
+                       if line.startswith("class "))
+        cmd = [sys.executable, "-m", "bentoml", "serve", f"service:{service}", "--host", "127.0.0.1",
+               "--port", str(port)]
+    else:
+        cmd = [sys.executable, str(ROOT / "bench" / "fastapi_baseline.py"), str(model_dir), tag, str(port)]
+    with log.open("wb") as handle:
+        return subprocess.Popen(cmd, cwd=model_dir, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def load(model_dir: Path, url: str, users: int, duration: int, prefix: Path) -> tuple[float, float, float, int, int]:
+    cmd = [sys.executable, "-m", "locust", "-f", str(model_dir / "locustfile.py"), "--host", url, "--headless",
+           "-u", str(users), "-r", str(users), "-t", f"{duration}s", "--csv", str(prefix), "--only-summary",
+           "--loglevel", "WARNING"]
+    subprocess.run(cmd, cwd=model_dir, capture_output=True, check=False, timeout=duration + 60)
+    with open(f"{prefix}_stats.csv", newline="") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
+    return (float(row["Requests/s"]), float(row["50%"]), float(row["90%"]), int(row["Failure Count"]),
+            int(row["Request Count"]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="iris_classifier")
+    parser.add_argument("--forest", type=int, default=0, help="serve an N-tree random forest instead")
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    model_dir = ROOT / "models" / args.model
+
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        os.environ["BENTOML_HOME"] = str(Path(tmp) / "bentoml")
+        os.environ["BENTOML_DO_NOT_TRACK"] = "true"
+        tag = train(model_dir, args.forest)
+        label = f"{args.forest}-tree forest" if args.forest else f"{args.model} (template default model)"
+        print(f"model: {label}, tag {tag}; {args.users} users, {args.duration}s x {args.rounds} rounds", flush=True)
+        results: list[Result] = []
+        for round_no in range(args.rounds):
+            order = ("bentoml", "fastapi") if round_no % 2 == 0 else ("fastapi", "bentoml")
+            for server in order:
+                port = free_port()
+                proc = start(server, model_dir, tag, port, Path(tmp) / f"{server}-{round_no}.log")
+                try:
+                    wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+                    rps, p50, p90, fails, reqs = load(model_dir, f"http://127.0.0.1:{port}", args.users,
+                                                      args.duration, Path(tmp) / f"{server}-{round_no}")
+                finally:
+                    stop(proc)
+                results.append(Result(server, rps, p50, p90, fails, reqs))
+                print(f"  round {round_no + 1} {server:8} {rps:8.1f} RPS  P50 {p50:6.0f} ms  P90 {p90:6.0f} ms"
+                      f"  failures {fails}/{reqs}", flush=True)
+
+    def median(server: str, attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in results if r.server == server)
+
+    print(f"\n| server  | RPS | P50 ms | P90 ms |\n| --- | --- | --- | --- |")
+    for server in ("bentoml", "fastapi"):
+        print(f"| {server} | {median(server, 'rps'):.0f} | {median(server, 'p50'):.0f} | {median(server, 'p90'):.0f} |")
+    rps_ratio = median("bentoml", "rps") / median("fastapi", "rps")
+    p90_ratio = median("bentoml", "p90") / median("fastapi", "p90")
+    print(f"\nratio BentoML/FastAPI: throughput {rps_ratio:.2f}x, P90 {p90_ratio:.2f}x "
+          f"(goal: throughput >= 1.0x at P90 <= 1.2x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
