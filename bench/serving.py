@@ -83,10 +83,22 @@ def train(model_dir: Path, forest: int) -> str:
 
 def start(server: str, model_dir: Path, tag: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     if server == "bentoml":
-        service = next(line.split()[1].rstrip(":") for line in (model_dir / "service.py").read_text().splitlines()
-                       if line.startswith("class "))
-        cmd = [sys.executable, "-m", "bentoml", "serve", f"service:{service}", "--host", "127.0.0.1",
-               "--port", str(port)]
+        service = next(
+            line.split()[1].rstrip(":")
+            for line in (model_dir / "service.py").read_text().splitlines()
+            if line.startswith("class ")
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            f"service:{service}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
     else:
         cmd = [sys.executable, str(ROOT / "bench" / "fastapi_baseline.py"), str(model_dir), tag, str(port)]
     with log.open("wb") as handle:
@@ -94,14 +106,37 @@ def start(server: str, model_dir: Path, tag: str, port: int, log: Path) -> subpr
 
 
 def load(model_dir: Path, url: str, users: int, duration: int, prefix: Path) -> tuple[float, float, float, int, int]:
-    cmd = [sys.executable, "-m", "locust", "-f", str(model_dir / "locustfile.py"), "--host", url, "--headless",
-           "-u", str(users), "-r", str(users), "-t", f"{duration}s", "--csv", str(prefix), "--only-summary",
-           "--loglevel", "WARNING"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(model_dir / "locustfile.py"),
+        "--host",
+        url,
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{duration}s",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+    ]
     subprocess.run(cmd, cwd=model_dir, capture_output=True, check=False, timeout=duration + 60)
     with open(f"{prefix}_stats.csv", newline="") as handle:
         row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
-    return (float(row["Requests/s"]), float(row["50%"]), float(row["90%"]), int(row["Failure Count"]),
-            int(row["Request Count"]))
+    return (
+        float(row["Requests/s"]),
+        float(row["50%"]),
+        float(row["90%"]),
+        int(row["Failure Count"]),
+        int(row["Request Count"]),
+    )
 
 
 def main() -> int:
@@ -128,24 +163,34 @@ def main() -> int:
                 proc = start(server, model_dir, tag, port, Path(tmp) / f"{server}-{round_no}.log")
                 try:
                     wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
-                    rps, p50, p90, fails, reqs = load(model_dir, f"http://127.0.0.1:{port}", args.users,
-                                                      args.duration, Path(tmp) / f"{server}-{round_no}")
+                    rps, p50, p90, fails, reqs = load(
+                        model_dir,
+                        f"http://127.0.0.1:{port}",
+                        args.users,
+                        args.duration,
+                        Path(tmp) / f"{server}-{round_no}",
+                    )
                 finally:
                     stop(proc)
                 results.append(Result(server, rps, p50, p90, fails, reqs))
-                print(f"  round {round_no + 1} {server:8} {rps:8.1f} RPS  P50 {p50:6.0f} ms  P90 {p90:6.0f} ms"
-                      f"  failures {fails}/{reqs}", flush=True)
+                print(
+                    f"  round {round_no + 1} {server:8} {rps:8.1f} RPS  P50 {p50:6.0f} ms  P90 {p90:6.0f} ms"
+                    f"  failures {fails}/{reqs}",
+                    flush=True,
+                )
 
     def median(server: str, attr: str) -> float:
         return statistics.median(getattr(r, attr) for r in results if r.server == server)
 
-    print(f"\n| server  | RPS | P50 ms | P90 ms |\n| --- | --- | --- | --- |")
+    print("\n| server  | RPS | P50 ms | P90 ms |\n| --- | --- | --- | --- |")
     for server in ("bentoml", "fastapi"):
         print(f"| {server} | {median(server, 'rps'):.0f} | {median(server, 'p50'):.0f} | {median(server, 'p90'):.0f} |")
     rps_ratio = median("bentoml", "rps") / median("fastapi", "rps")
     p90_ratio = median("bentoml", "p90") / median("fastapi", "p90")
-    print(f"\nratio BentoML/FastAPI: throughput {rps_ratio:.2f}x, P90 {p90_ratio:.2f}x "
-          f"(goal: throughput >= 1.0x at P90 <= 1.2x)")
+    print(
+        f"\nratio BentoML/FastAPI: throughput {rps_ratio:.2f}x, P90 {p90_ratio:.2f}x "
+        f"(goal: throughput >= 1.0x at P90 <= 1.2x)"
+    )
     return 0
 
 

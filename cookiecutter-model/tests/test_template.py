@@ -53,7 +53,9 @@ def make_monorepo(path: Path) -> Path:
 @contextmanager
 def bake_project(monorepo: Path, **answers: str) -> Iterator[Path]:
     """Bake into ``monorepo/models`` with cookiecutter's API, like `cookiecutter ... --no-input k=v`."""
-    created = Path(cookiecutter(str(TEMPLATE), output_dir=str(monorepo / "models"), no_input=True, extra_context=answers))
+    created = Path(
+        cookiecutter(str(TEMPLATE), output_dir=str(monorepo / "models"), no_input=True, extra_context=answers)
+    )
     try:
         yield created
     finally:
@@ -141,8 +143,9 @@ def test_text_answers_with_quotes_and_colons_stay_valid_yaml(monorepo: Path) -> 
     ],
 )
 def test_refused_answers_leave_nothing_behind(monorepo: Path, answers: list[str], message: str) -> None:
-    result = run(sys.executable, "-m", "cookiecutter", str(TEMPLATE), "-o", "models", "--no-input", *answers,
-                 cwd=monorepo)
+    result = run(
+        sys.executable, "-m", "cookiecutter", str(TEMPLATE), "-o", "models", "--no-input", *answers, cwd=monorepo
+    )
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert list((monorepo / "models").iterdir()) == []
@@ -173,8 +176,18 @@ def _frameworks_to_run() -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", _frameworks_to_run())
 def test_baked_model_passes_its_own_tests_in_its_own_env(monorepo: Path, framework: str) -> None:
-    result = run(sys.executable, "-m", "cookiecutter", str(TEMPLATE), "-o", "models", "--no-input",
-                 f"model_name=Fresh {framework}", f"framework={framework}", cwd=monorepo)
+    result = run(
+        sys.executable,
+        "-m",
+        "cookiecutter",
+        str(TEMPLATE),
+        "-o",
+        "models",
+        "--no-input",
+        f"model_name=Fresh {framework}",
+        f"framework={framework}",
+        cwd=monorepo,
+    )
     assert result.returncode == 0, result.stderr
     tox = run(sys.executable, "-m", "tox", "run", "-e", f"model-fresh_{framework}", cwd=monorepo)
     assert tox.returncode == 0, tox.stdout[-4000:] + tox.stderr[-2000:]

@@ -48,19 +48,40 @@ def test_nested_defaults_fill_a_partial_section() -> None:
         ("serving:\n  workers: '2'\n", "config.yaml:6: serving.workers: '2' is invalid: expected a valid integer"),
         ("serving:\n  workerz: 2\n", "serving.workerz: unknown key 'workerz'; expected one of: workers, concurrency"),
         ("loadtest:\n  max_error_rate: 1.5\n", "loadtest.max_error_rate: 1.5 is invalid: expected a value <= 1"),
-        ("deploy:\n  targets: [local, heroku]\n", "deploy.targets[1]: 'heroku' is invalid: expected 'local', 'kubernetes'"),
+        (
+            "deploy:\n  targets: [local, heroku]\n",
+            "deploy.targets[1]: 'heroku' is invalid: expected 'local', 'kubernetes'",
+        ),
         ("deploy:\n  targets: []\n", "deploy.targets: [] is invalid: expected a list with at least 1 item"),
-        ("deploy:\n  environments: {qa: {}}\n", "deploy.environments.qa: 'qa' is invalid: expected 'staging' or 'production'"),
-        ("deploy:\n  resources: {memory: lots}\n", "deploy.resources.memory: 'lots' is invalid: expected a string matching"),
+        (
+            "deploy:\n  environments: {qa: {}}\n",
+            "deploy.environments.qa: 'qa' is invalid: expected 'staging' or 'production'",
+        ),
+        (
+            "deploy:\n  resources: {memory: lots}\n",
+            "deploy.resources.memory: 'lots' is invalid: expected a string matching",
+        ),
         (
             "deploy:\n  scaling: {min_replicas: 5, max_replicas: 2}\n",
             "deploy.scaling: {'min_replicas': 5, 'max_replicas': 2} is invalid: min_replicas (5) must not exceed",
         ),
-        ("retrain:\n  schedule: '0 25 * * *'\n", "retrain.schedule: '0 25 * * *' is invalid: cron hour value 25 is outside 0-23"),
-        ("retrain:\n  schedule: daily\n", "retrain.schedule: 'daily' is invalid: cron expression 'daily' must have 5 fields"),
+        (
+            "retrain:\n  schedule: '0 25 * * *'\n",
+            "retrain.schedule: '0 25 * * *' is invalid: cron hour value 25 is outside 0-23",
+        ),
+        (
+            "retrain:\n  schedule: daily\n",
+            "retrain.schedule: 'daily' is invalid: cron expression 'daily' must have 5 fields",
+        ),
         ("retrain:\n  direction: up\n", "retrain.direction: 'up' is invalid: expected 'maximize' or 'minimize'"),
-        ("notify:\n  slack_channel: general\n", "notify.slack_channel: 'general' is invalid: expected a string matching"),
-        ("serving:\n  ports: {dev: 3000, staging: 3000}\n", "serving.ports: {'dev': 3000, 'staging': 3000} is invalid: dev, staging"),
+        (
+            "notify:\n  slack_channel: general\n",
+            "notify.slack_channel: 'general' is invalid: expected a string matching",
+        ),
+        (
+            "serving:\n  ports: {dev: 3000, staging: 3000}\n",
+            "serving.ports: {'dev': 3000, 'staging': 3000} is invalid: dev, staging",
+        ),
         ("serving:\n  tracing: yes please\n", "serving.tracing: 'yes please' is invalid: expected a valid boolean"),
     ],
 )

@@ -39,7 +39,10 @@ def test_within_limit_passes(client: TestClient) -> None:
 def test_declared_length_over_limit_is_413(client: TestClient) -> None:
     response = client.post("/predict", content=b"x" * (LIMIT + 1), headers={"content-type": "application/json"})
     assert response.status_code == 413
-    assert response.json() == {"error": "request body too large", "detail": {"bytes": str(LIMIT + 1), "max_bytes": LIMIT}}
+    assert response.json() == {
+        "error": "request body too large",
+        "detail": {"bytes": str(LIMIT + 1), "max_bytes": LIMIT},
+    }
 
 
 def test_streamed_body_over_limit_is_413_not_500(client: TestClient) -> None:

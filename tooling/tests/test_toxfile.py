@@ -34,13 +34,29 @@ def test_folders_without_config_are_not_models(monorepo: Path) -> None:
 
 def test_model_envs_carry_the_models_label_and_their_requirements(monorepo: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tox", "config", "-e", "model-iris_classifier", "-k", "labels", "deps", "change_dir",
-         "runner"],
-        cwd=monorepo, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tox",
+            "config",
+            "-e",
+            "model-iris_classifier",
+            "-k",
+            "labels",
+            "deps",
+            "change_dir",
+            "runner",
+        ],
+        cwd=monorepo,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "labels = models" in result.stdout
-    assert "bentoml==1.4.40" in result.stdout and "pytest==" in result.stdout, "requirements-dev.txt -> requirements.txt"
+    assert "bentoml==1.4.40" in result.stdout and "pytest==" in result.stdout, (
+        "requirements-dev.txt -> requirements.txt"
+    )
     assert f"-e {monorepo / 'shared'}" in result.stdout, "the relative shared/ path is resolved against the file"
     assert f"change_dir = {monorepo / 'models/iris_classifier'}" in result.stdout
     assert "runner = uv-venv-runner" in result.stdout
@@ -53,7 +69,10 @@ def test_torch_models_use_pip(monorepo: Path) -> None:
     requirements.write_text(requirements.read_text() + "torch==2.13.0\n")
     result = subprocess.run(
         [sys.executable, "-m", "tox", "config", "-e", "model-torchy", "-k", "runner"],
-        cwd=monorepo, capture_output=True, text=True, check=False,
+        cwd=monorepo,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert "runner = virtualenv" in result.stdout, result.stdout + result.stderr
 

@@ -97,10 +97,7 @@ class Scaling(_Section):
     @model_validator(mode="after")
     def _ordered(self) -> Scaling:
         if self.min_replicas > self.max_replicas:
-            raise ValueError(
-                f"min_replicas ({self.min_replicas}) must not exceed "
-                f"max_replicas ({self.max_replicas})"
-            )
+            raise ValueError(f"min_replicas ({self.min_replicas}) must not exceed max_replicas ({self.max_replicas})")
         return self
 
 
@@ -130,9 +127,7 @@ class Deploy(_Section):
 def _check_cron(expr: str) -> str:
     fields = expr.split()
     if len(fields) != 5:
-        raise ValueError(
-            f"cron expression {expr!r} must have 5 fields (minute hour day month weekday)"
-        )
+        raise ValueError(f"cron expression {expr!r} must have 5 fields (minute hour day month weekday)")
     names = ("minute", "hour", "day-of-month", "month", "day-of-week")
     for field, name, (low, high) in zip(fields, names, _CRON_RANGES, strict=True):
         if not _CRON_FIELD.match(field):

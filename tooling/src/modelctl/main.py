@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from modelctl import __version__
-from modelctl.commands import list_models, new, validate
+from modelctl.commands import changed, ci, list_models, new, validate
 from modelctl.errors import ModelctlError
 
 # Each module exposes `register(subparsers)`; the parser it adds carries `run(args) -> int`.
-COMMANDS: tuple[ModuleType, ...] = (new, list_models, validate)
+COMMANDS: tuple[ModuleType, ...] = (new, list_models, validate, changed, ci)
 
 
 def build_parser() -> argparse.ArgumentParser:

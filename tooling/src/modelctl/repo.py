@@ -6,9 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelkit import ConfigError, ModelConfig, load_config
-
 from modelctl.errors import UsageError
+from modelkit import ConfigError, ModelConfig, load_config
 
 MODELS_DIR = "models"
 TEMPLATE_DIR = "cookiecutter-model"

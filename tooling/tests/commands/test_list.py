@@ -15,8 +15,13 @@ def test_lists_every_model_with_its_settings(cli: Cli, monorepo: Path) -> None:
 def test_json(cli: Cli) -> None:
     rows = json.loads(cli("list", "--json").assert_success().out)
     assert rows == [
-        {"name": "iris_classifier", "framework": "sklearn", "owner": "data-science", "targets": ["local"],
-         "retrain": "0 3 * * 1"}
+        {
+            "name": "iris_classifier",
+            "framework": "sklearn",
+            "owner": "data-science",
+            "targets": ["local"],
+            "retrain": "0 3 * * 1",
+        }
     ]
 
 

@@ -45,9 +45,7 @@ def new(repo: Repo, answers: dict[str, str], no_input: bool = False, output_dir:
     if no_input:
         _precheck(repo, answers, target)
     try:
-        created = cookiecutter(
-            str(repo.template_dir), output_dir=str(target), no_input=no_input, extra_context=answers
-        )
+        created = cookiecutter(str(repo.template_dir), output_dir=str(target), no_input=no_input, extra_context=answers)
     except OutputDirExistsException as exc:
         raise TemplateError(f"{exc}; a model with this slug exists: choose another --slug") from exc
     except FailedHookException as exc:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modelkit import ConfigError, load_config
-
 from modelctl.console import err, out
 from modelctl.errors import UsageError
 from modelctl.repo import Repo, find_repo
+from modelkit import ConfigError, load_config
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
