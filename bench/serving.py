@@ -1,11 +1,13 @@
 """Serving benchmark: the template's BentoML service vs a hand-written FastAPI app, same model, same load.
 
     python bench/serving.py [--model iris_classifier] [--forest 200] [--users 50] [--duration 20] [--rounds 2]
+                            [--set serving.batching.enabled=false ...]
 
 Both servers run one worker on 127.0.0.1; each round starts each server fresh and alternates which goes
 first, then Locust (the model's own locustfile, headless) loads it. Prints RPS, P50 and P90 for both and
 their ratios (BentoML / FastAPI). `--forest N` swaps the trained model for an N-tree random forest (a
-heavier model) behind the same service. Needs the model's requirements plus fastapi, uvicorn and locust.
+heavier model) behind the same service. `--set` overrides config.yaml keys in a temporary copy of the model
+folder, to compare serving settings by measurement. Needs the model's requirements plus fastapi, uvicorn and locust.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -23,6 +26,8 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,6 +144,22 @@ def load(model_dir: Path, url: str, users: int, duration: int, prefix: Path) -> 
     )
 
 
+def patched_copy(model_dir: Path, overrides: list[str], tmp: Path) -> Path:
+    """A copy of the model folder whose config.yaml has ``key.path=value`` overrides (values parsed as YAML)."""
+    copy = tmp / "models" / model_dir.name
+    shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    for override in overrides:
+        key, _, value = override.partition("=")
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    (copy / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return copy
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="iris_classifier")
@@ -146,10 +167,14 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     args = parser.parse_args()
     model_dir = ROOT / "models" / args.model
 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        if args.set:
+            model_dir = patched_copy(model_dir, args.set, Path(tmp))
+            print(f"config overrides: {', '.join(args.set)}")
         os.environ["BENTOML_HOME"] = str(Path(tmp) / "bentoml")
         os.environ["BENTOML_DO_NOT_TRACK"] = "true"
         tag = train(model_dir, args.forest)

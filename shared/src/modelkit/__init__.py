@@ -3,7 +3,7 @@
 from modelkit.config import SCHEMA_VERSION, ModelConfig
 from modelkit.loader import ConfigError, ConfigProblem, load_config, parse_config
 from modelkit.logs import configure_logging
-from modelkit.serving import RequestLimits, api_options, error_body, freeze_gc, service_options
+from modelkit.serving import RequestLimits, api_options, error_body, freeze_gc, model_ref, service_options
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -16,6 +16,7 @@ __all__ = [
     "error_body",
     "freeze_gc",
     "load_config",
+    "model_ref",
     "parse_config",
     "service_options",
 ]

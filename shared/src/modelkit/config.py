@@ -109,12 +109,26 @@ def _default_environments() -> dict[EnvName, Environment]:
     return {"staging": Environment(approval=False), "production": Environment(approval=True)}
 
 
+class Kubernetes(_Section):
+    """The `kubernetes` target: where the containerized bento's image lives and where it runs."""
+
+    namespace: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = "models"
+    image_repository: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._:/-]*$")] | None = None
+    context: str | None = None  # kubectl context to apply to; manifests are only rendered when unset
+
+
+class BentoCloud(_Section):
+    cluster: str | None = None
+
+
 class Deploy(_Section):
     targets: Annotated[list[Target], Field(min_length=1)] = ["local"]
     environments: dict[EnvName, Environment] = Field(default_factory=_default_environments)
     resources: Resources = Resources()
     scaling: Scaling = Scaling()
     instance_type: str | None = None
+    kubernetes: Kubernetes = Kubernetes()
+    bentocloud: BentoCloud = BentoCloud()
 
     @field_validator("targets")
     @classmethod
@@ -122,6 +136,12 @@ class Deploy(_Section):
         if len(set(value)) != len(value):
             raise ValueError(f"targets must be unique, got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _kubernetes_needs_an_image(self) -> Deploy:
+        if "kubernetes" in self.targets and self.kubernetes.image_repository is None:
+            raise ValueError("targets include kubernetes, so kubernetes.image_repository must be set")
+        return self
 
 
 def _check_cron(expr: str) -> str:

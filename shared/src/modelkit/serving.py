@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from modelkit.config import ModelConfig
@@ -172,3 +173,18 @@ def freeze_gc() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+PIN_FILE = "modelctl-build/MODEL_TAG"
+
+
+def model_ref(name: str, folder: Path) -> str:
+    """The model a service loads: the tag pinned into its bento at build time, else ``name:latest``.
+
+    Without the pin, a bento served from a shared model store would load whatever model is newest
+    there, so a rollback would bring back the old code with the new model.
+    """
+    pinned = folder / PIN_FILE
+    if pinned.is_file():
+        return pinned.read_text(encoding="utf-8").strip()
+    return f"{name}:latest"

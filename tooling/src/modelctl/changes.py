@@ -104,4 +104,6 @@ def select(
             if any(matches(path, pattern) for pattern in inputs.extra_paths):
                 pick(name, f"ci.extra_paths matched: {path}")
 
-    return Selection(models=sorted(reasons), removed=sorted(removed), template=template, reasons=dict(sorted(reasons.items())))
+    return Selection(
+        models=sorted(reasons), removed=sorted(removed), template=template, reasons=dict(sorted(reasons.items()))
+    )

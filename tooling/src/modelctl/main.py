@@ -8,11 +8,23 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from modelctl import __version__
-from modelctl.commands import changed, ci, list_models, new, validate
+from modelctl.commands import build, changed, ci, deploy, list_models, loadtest, new, pipeline, serve, train, validate
 from modelctl.errors import ModelctlError
 
 # Each module exposes `register(subparsers)`; the parser it adds carries `run(args) -> int`.
-COMMANDS: tuple[ModuleType, ...] = (new, list_models, validate, changed, ci)
+COMMANDS: tuple[ModuleType, ...] = (
+    new,
+    list_models,
+    validate,
+    changed,
+    ci,
+    train,
+    build,
+    serve,
+    loadtest,
+    deploy,
+    pipeline,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,7 +43,9 @@ def small_repo(tmp_path: Path) -> Path:
         "shared/src/modelkit/__init__.py": "",
         "tooling/src/modelctl/x.py": "",
         "tox.ini": "[tox]\n",
-        "pyproject.toml": '[tool.modelctl]\nrepo_wide_paths = ["tooling/", "tox.ini", "pyproject.toml", ".github/workflows/"]\n',
+        "pyproject.toml": (
+            '[tool.modelctl]\nrepo_wide_paths = ["tooling/", "tox.ini", "pyproject.toml", ".github/workflows/"]\n'
+        ),
         "docs/guide.md": "",
         "data/features/spec.csv": "a,b\n",
     }
@@ -51,7 +53,9 @@ def small_repo(tmp_path: Path) -> Path:
         files[f"models/{name}/train.py"] = ""
         files[f"models/{name}/README.md"] = ""
         files[f"models/{name}/notebooks/explore.ipynb"] = "{}"
-        files[f"models/{name}/requirements.txt"] = "bentoml==1.4.40\n" + ("" if name == "gamma" else "-e ../../shared\n")
+        files[f"models/{name}/requirements.txt"] = "bentoml==1.4.40\n" + (
+            "" if name == "gamma" else "-e ../../shared\n"
+        )
         files[f"models/{name}/config.yaml"] = config(name)
     files["models/delta/config.yaml"] = config(
         "delta", "ci:\n  ignore: ['docs/**']\n  extra_paths: ['data/features/**']\n"
@@ -202,11 +206,19 @@ def test_helpers() -> None:
 # Every file a model's build reads, listed explicitly (not derived from the rules under test).
 UNIVERSE = sorted(
     {
-        "shared/src/modelkit/__init__.py", "tooling/src/modelctl/x.py", "tox.ini", "pyproject.toml",
-        "docs/guide.md", "data/features/spec.csv", "cookiecutter-model/cookiecutter.json",
+        "shared/src/modelkit/__init__.py",
+        "tooling/src/modelctl/x.py",
+        "tox.ini",
+        "pyproject.toml",
+        "docs/guide.md",
+        "data/features/spec.csv",
+        "cookiecutter-model/cookiecutter.json",
     }
-    | {f"models/{m}/{f}" for m in ("alpha", "beta", "gamma", "delta")
-       for f in ("train.py", "README.md", "notebooks/explore.ipynb", "requirements.txt")}
+    | {
+        f"models/{m}/{f}"
+        for m in ("alpha", "beta", "gamma", "delta")
+        for f in ("train.py", "README.md", "notebooks/explore.ipynb", "requirements.txt")
+    }
     | {"models/delta/docs/card.txt"}
 )
 REPO_WIDE_FILES = {"tooling/src/modelctl/x.py", "tox.ini", "pyproject.toml"}
@@ -214,8 +226,14 @@ INPUTS = {
     "alpha": {"models/alpha/train.py", "models/alpha/requirements.txt", "shared/src/modelkit/__init__.py"},
     "beta": {"models/beta/train.py", "models/beta/requirements.txt", "shared/src/modelkit/__init__.py"},
     "gamma": {"models/gamma/train.py", "models/gamma/requirements.txt"},
-    "delta": {"models/delta/train.py", "models/delta/requirements.txt", "models/delta/README.md",
-              "models/delta/notebooks/explore.ipynb", "shared/src/modelkit/__init__.py", "data/features/spec.csv"},
+    "delta": {
+        "models/delta/train.py",
+        "models/delta/requirements.txt",
+        "models/delta/README.md",
+        "models/delta/notebooks/explore.ipynb",
+        "shared/src/modelkit/__init__.py",
+        "data/features/spec.csv",
+    },
 }
 
 

@@ -70,7 +70,9 @@ def model_inputs(repo: Repo, rev: str, names: list[str]) -> dict[str, ModelInput
             data = yaml.load(blobs.get(f"models/{name}/config.yaml", ""), Loader=_Loader)  # noqa: S506 - safe loader
             ci = ModelConfig.model_validate(data).ci
         except (yaml.YAMLError, ValidationError, TypeError):
-            err.print(f"notice: models/{name}/config.yaml at {rev[:12]} is invalid; using default ci rules", markup=False)
+            err.print(
+                f"notice: models/{name}/config.yaml at {rev[:12]} is invalid; using default ci rules", markup=False
+            )
         inputs[name] = ModelInputs(
             name=name,
             ignore=tuple(ci.ignore),
@@ -96,8 +98,10 @@ def compute(repo: Repo, base: str, head: str, select_every: bool = False, models
     base_sha = git.resolve(repo.root, base)
     if base_sha is None:
         why = (
-            "no --base given" if not base
-            else "--base is all zeros (first push or new branch)" if set(base) == {"0"}
+            "no --base given"
+            if not base
+            else "--base is all zeros (first push or new branch)"
+            if set(base) == {"0"}
             else f"--base {base!r} is not a known commit here (force push or shallow clone?)"
         )
         err.print(f"notice: {why}: selecting every model", markup=False)
@@ -105,8 +109,9 @@ def compute(repo: Repo, base: str, head: str, select_every: bool = False, models
         selection.template = True
         return selection
     changed_paths = [path for _, path in git.changed_files(repo.root, base_sha, head_sha)]
-    return select(changed_paths, model_inputs(repo, head_sha, head_models), models_at(repo, base_sha),
-                  repo_wide_paths(repo))
+    return select(
+        changed_paths, model_inputs(repo, head_sha, head_models), models_at(repo, base_sha), repo_wide_paths(repo)
+    )
 
 
 def changed(

@@ -54,14 +54,26 @@ def jobs_for(selection: Selection) -> list[dict[str, str]]:
         else:
             rows.append(_row(job, "-", "always"))
     for model in selection.removed:
-        rows.append({"workflow": "deploy.yml", "job": "undeploy", "model": model, "command": "-",
-                     "why": "model folder removed in this range"})
+        rows.append(
+            {
+                "workflow": "deploy.yml",
+                "job": "undeploy",
+                "model": model,
+                "command": "-",
+                "why": "model folder removed in this range",
+            }
+        )
     return rows
 
 
 def _row(job: Job, model: str, why: str) -> dict[str, str]:
-    return {"workflow": job.workflow, "job": job.job, "model": model,
-            "command": job.command.format(model=model), "why": why}
+    return {
+        "workflow": job.workflow,
+        "job": job.job,
+        "model": model,
+        "command": job.command.format(model=model),
+        "why": why,
+    }
 
 
 def plan(repo: Repo, base: str, head: str = "HEAD", as_json: bool = False) -> int:

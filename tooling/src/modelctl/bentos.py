@@ -1,0 +1,54 @@
+"""Serve a built bento from a model's environment on 127.0.0.1."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelctl import procs
+from modelctl.envs import model_python
+from modelctl.repo import Repo
+from modelctl.state import State
+
+
+@dataclass
+class Running:
+    bento: str
+    port: int
+    pid: int
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def serve_command(python: Path, bento: str, port: int) -> list[str]:
+    return [str(python), "-m", "bentoml", "serve", bento, "--host", "127.0.0.1", "--port", str(port)]
+
+
+def start(repo: Repo, model: str, bento: str, port: int, log: Path, ready_timeout: float = 90.0) -> Running:
+    """Start ``bento`` detached on ``port`` and wait until /readyz answers (ServerError otherwise, server stopped)."""
+    python = model_python(repo, model)
+    proc = procs.start_detached(serve_command(python, bento, port), cwd=repo.root, log=log, env=State.of(repo).env())
+    running = Running(bento, port, proc.pid, log, proc)
+    try:
+        procs.wait_ready(running.url, proc.pid, log, timeout=ready_timeout)
+    except BaseException:
+        procs.stop(proc.pid)
+        raise
+    return running
+
+
+def latest_bento(repo: Repo, model: str) -> str | None:
+    """The newest bento of ``model`` in the store (None when there is none)."""
+    home = State.of(repo).bentoml_home / "bentos" / model
+    if not home.is_dir():
+        return None
+    versions = [p for p in home.iterdir() if p.is_dir() and (p / "bento.yaml").exists()]
+    if not versions:
+        return None
+    newest = max(versions, key=lambda p: (p / "bento.yaml").stat().st_mtime)
+    return f"{model}:{newest.name}"

@@ -1,0 +1,110 @@
+"""Tell people what happened: Slack incoming webhook, GitHub step summary, or the terminal.
+
+A notification failure is a warning, never a failed deploy.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from modelctl.console import err
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+@dataclass
+class Message:
+    title: str
+    model: str
+    verdict: str  # e.g. "deployed", "failed", "gate breached", "kept champion"
+    env: str | None = None
+    version: str | None = None
+    facts: dict[str, str] = field(default_factory=dict)
+    channel: str | None = None
+
+    def run_url(self) -> str | None:
+        if os.environ.get("GITHUB_RUN_ID") and os.environ.get("GITHUB_REPOSITORY"):
+            server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+            return f"{server}/{os.environ['GITHUB_REPOSITORY']}/actions/runs/{os.environ['GITHUB_RUN_ID']}"
+        return None
+
+    def lines(self) -> list[str]:
+        head = [f"model: {self.model}"]
+        if self.env:
+            head.append(f"environment: {self.env}")
+        if self.version:
+            head.append(f"version: {self.version}")
+        head.append(f"verdict: {self.verdict}")
+        head += [f"{k}: {v}" for k, v in self.facts.items()]
+        if url := self.run_url():
+            head.append(f"run: {url}")
+        return head
+
+    def text(self) -> str:
+        return f"*{self.title}*\n" + "\n".join(f"• {line}" for line in self.lines())
+
+    def markdown(self) -> str:
+        return f"### {self.title}\n\n" + "\n".join(f"- {line}" for line in self.lines()) + "\n"
+
+    def payload(self) -> dict[str, object]:
+        body: dict[str, object] = {
+            "text": self.text(),
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": self.title[:150]}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(self.lines())}},
+            ],
+        }
+        if self.channel:
+            body["channel"] = self.channel
+        return body
+
+
+def post_slack(url: str, message: Message, attempts: int = 4, backoff_s: float = 0.5, timeout: float = 5.0) -> bool:
+    """POST to the webhook, retrying 429/5xx and connection errors with exponential backoff."""
+    delay = backoff_s
+    for attempt in range(1, attempts + 1):
+        try:
+            response = httpx.post(url, json=message.payload(), timeout=timeout)
+        except httpx.HTTPError as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        else:
+            if response.status_code < 300:
+                return True
+            problem = f"HTTP {response.status_code}: {response.text[:200]}"
+            if response.status_code not in RETRY_STATUSES:
+                err.print(f"warning: Slack notification refused ({problem}); not retrying", markup=False)
+                return False
+            retry_after = response.headers.get("retry-after", "")
+            if retry_after.isdigit():
+                delay = max(delay, min(float(retry_after), 30.0))
+        if attempt < attempts:
+            time.sleep(delay)
+            delay *= 2
+    err.print(f"warning: Slack notification failed after {attempts} attempts ({problem})", markup=False)
+    return False
+
+
+def append_step_summary(markdown: str) -> None:
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    try:
+        with Path(target).open("a", encoding="utf-8") as handle:
+            handle.write(markdown + "\n")
+    except OSError as exc:
+        err.print(f"warning: could not write the GitHub step summary: {exc}", markup=False)
+
+
+def notify(message: Message, extra_markdown: str = "") -> bool:
+    """Slack when SLACK_WEBHOOK_URL is set, else print; always the step summary in CI. True when delivered."""
+    append_step_summary(message.markdown() + extra_markdown)
+    url = os.environ.get("SLACK_WEBHOOK_URL")
+    if not url:
+        err.print("notification (SLACK_WEBHOOK_URL not set, printing instead):\n" + message.text(), markup=False)
+        return False
+    return post_slack(url, message)

@@ -1,0 +1,1 @@
+"""Scripts that run inside a model's environment (bentoml and the standard library only, no modelctl)."""

@@ -1,0 +1,58 @@
+"""Read what modelctl needs from the BentoML store's files (no bentoml import in the CLI process)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelctl.repo import Repo
+from modelctl.state import State
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def bento_info(repo: Repo, bento: str) -> dict[str, Any]:
+    name, _, version = bento.partition(":")
+    return _yaml(State.of(repo).bentoml_home / "bentos" / name / version / "bento.yaml")
+
+
+def bento_exists(repo: Repo, bento: str) -> bool:
+    return bool(bento_info(repo, bento))
+
+
+def model_tag_of(repo: Repo, bento: str) -> str | None:
+    models = bento_info(repo, bento).get("models") or []
+    if models and isinstance(models[0], dict) and models[0].get("tag"):
+        return str(models[0]["tag"])
+    return None
+
+
+def model_metrics(repo: Repo, model_tag: str | None) -> dict[str, float]:
+    if not model_tag:
+        return {}
+    name, _, version = model_tag.partition(":")
+    info = _yaml(State.of(repo).bentoml_home / "models" / name / version / "model.yaml")
+    metrics = (info.get("metadata") or {}).get("metrics") or {}
+    return {str(k): float(v) for k, v in metrics.items()}
+
+
+def service_name(repo: Repo, bento: str) -> str:
+    service = str(bento_info(repo, bento).get("service", "service:Service"))
+    return service.rpartition(":")[2]
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
