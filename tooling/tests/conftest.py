@@ -47,10 +47,8 @@ def _git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MODELCTL_ROOT", raising=False)
 
 
-@pytest.fixture
-def monorepo(tmp_path: Path) -> Path:
-    """A committed copy of this monorepo's template, shared library, models and configs."""
-    repo = tmp_path / "repo"
+def copy_monorepo(repo: Path) -> Path:
+    """Copy this monorepo's template, shared library, models and configs to ``repo`` and commit them."""
     for item in COPY:
         source = ROOT / item
         if source.is_dir():
@@ -62,6 +60,11 @@ def monorepo(tmp_path: Path) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "initial")
     return repo
+
+
+@pytest.fixture
+def monorepo(tmp_path: Path) -> Path:
+    return copy_monorepo(tmp_path / "repo")
 
 
 @dataclass

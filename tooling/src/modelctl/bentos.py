@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelctl import procs
@@ -19,6 +19,10 @@ class Running:
     pid: int
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    workers: list[int] = field(default_factory=list)
+
+    def stop(self) -> None:
+        procs.stop(self.pid, workers=self.workers)
 
     @property
     def url(self) -> str:
@@ -37,8 +41,9 @@ def start(repo: Repo, model: str, bento: str, port: int, log: Path, ready_timeou
     try:
         procs.wait_ready(running.url, proc.pid, log, timeout=ready_timeout)
     except BaseException:
-        procs.stop(proc.pid)
+        procs.stop(proc.pid, workers=procs.descendants(proc.pid))
         raise
+    running.workers = procs.descendants(proc.pid)
     return running
 
 

@@ -18,7 +18,10 @@ def model_python(repo: Repo, model: str) -> Path:
     """The python of ``model``'s environment, created or updated by tox first."""
     result = subprocess.run(
         [sys.executable, "-m", "tox", "run", "-e", f"model-{model}", "--notest", "-q"],
-        cwd=repo.root, capture_output=True, text=True, check=False,
+        cwd=repo.root,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-12:])

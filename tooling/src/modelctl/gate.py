@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import csv
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,32 +33,25 @@ class Verdict:
         return asdict(self)
 
 
-def read_stats(path: Path) -> dict[str, str]:
-    """The 'Aggregated' row of a Locust `*_stats.csv`."""
+def read_summary(path: Path) -> dict[str, Any]:
+    """The final aggregated stats written by the runtime/locust_summary.py plugin."""
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                if row.get("Name") == "Aggregated":
-                    return row
-    except OSError as exc:
-        raise ModelctlError(f"cannot read Locust stats {path}: {exc}") from exc
-    raise ModelctlError(f"{path} has no 'Aggregated' row: did Locust run at all?")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelctlError(f"{path} is missing: Locust did not finish (see locust.log beside it)") from None
+    except (OSError, ValueError) as exc:
+        raise ModelctlError(f"cannot read Locust's summary {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ModelctlError(f"{path} is not a JSON object")
+    return data
 
 
-def _number(row: dict[str, str], key: str) -> float:
-    value = row.get(key, "")
-    try:
-        return float(value)
-    except ValueError:
-        return 0.0  # Locust writes "N/A" for percentiles when no request succeeded
-
-
-def evaluate(row: dict[str, str], config: ModelConfig) -> Verdict:
+def evaluate(stats: dict[str, Any], config: ModelConfig) -> Verdict:
     limits = config.loadtest
-    requests = int(_number(row, "Request Count"))
-    failures = int(_number(row, "Failure Count"))
+    requests = int(stats.get("requests") or 0)
+    failures = int(stats.get("failures") or 0)
     error_rate = failures / requests if requests else 1.0
-    p90 = _number(row, "90%")
+    p90 = float(stats.get("p90_ms") or 0.0)
     breaches = []
     if requests == 0:
         breaches.append("no request completed (is the server up?)")
@@ -69,9 +62,17 @@ def evaluate(row: dict[str, str], config: ModelConfig) -> Verdict:
             f"error rate {error_rate:.2%} ({failures}/{requests}) exceeds loadtest.max_error_rate {limits.max_error_rate:.2%}"
         )
     return Verdict(
-        passed=not breaches, requests=requests, failures=failures, error_rate=round(error_rate, 6),
-        p50_ms=_number(row, "50%"), p90_ms=p90, p99_ms=_number(row, "99%"), rps=round(_number(row, "Requests/s"), 2),
-        max_p90_ms=limits.max_p90_ms, max_error_rate=limits.max_error_rate, breaches=breaches,
+        passed=not breaches,
+        requests=requests,
+        failures=failures,
+        error_rate=round(error_rate, 6),
+        p50_ms=float(stats.get("p50_ms") or 0.0),
+        p90_ms=p90,
+        p99_ms=float(stats.get("p99_ms") or 0.0),
+        rps=round(float(stats.get("rps") or 0.0), 2),
+        max_p90_ms=limits.max_p90_ms,
+        max_error_rate=limits.max_error_rate,
+        breaches=breaches,
     )
 
 

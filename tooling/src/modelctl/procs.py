@@ -38,13 +38,20 @@ def log_tail(path: Path, lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
 
 
-def start_detached(cmd: Sequence[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_detached(
+    cmd: Sequence[str], cwd: Path, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``cmd`` in its own session (it outlives the CLI), output appended to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as handle:
         return subprocess.Popen(
-            list(cmd), cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=env,
+            list(cmd),
+            cwd=cwd,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
         )
 
 
@@ -64,8 +71,46 @@ def alive(pid: int | None) -> bool:
     return finished == 0
 
 
-def stop(pid: int | None, timeout: float = 20.0) -> None:
-    """SIGTERM the process group of ``pid``, SIGKILL after ``timeout``."""
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (Linux /proc).
+
+    BentoML's workers call setsid, so they leave the server's process group; if the server is
+    killed they are re-parented to init and keep the port. Their pids are recorded at start so
+    that stop() can still reach them.
+    """
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == current]
+        found += children
+        frontier += children
+    return found
+
+
+def stop(pid: int | None, timeout: float = 20.0, workers: Sequence[int] = ()) -> None:
+    """SIGTERM the process group of ``pid`` (SIGKILL after ``timeout``), then any of ``workers`` left."""
+    _stop_group(pid, timeout)
+    for worker in workers:
+        if alive(worker):
+            try:
+                os.kill(worker, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            while alive(worker):
+                time.sleep(0.05)
+
+
+def _stop_group(pid: int | None, timeout: float) -> None:
     if not alive(pid):
         return
     assert pid is not None
@@ -93,12 +138,26 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+# BentoML's arbiter keeps respawning a worker whose service fails to start; the server process
+# itself stays up, so this line in its log is the earliest sign that it will never be ready.
+STARTUP_FAILED = b"Application startup failed"
+
+
+def _log_contains(log: Path, marker: bytes) -> bool:
+    try:
+        return marker in log.read_bytes()
+    except OSError:
+        return False
+
+
 def wait_ready(url: str, pid: int, log: Path, timeout: float = 90.0) -> float:
-    """Seconds until ``url``/readyz answers 200; ServerError with the log tail if it dies or times out."""
+    """Seconds until ``url``/readyz answers 200; ServerError with the log tail if it fails, dies or times out."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if not alive(pid):
             raise ServerError(f"the server exited before it became ready; last lines of {log}:\n{log_tail(log)}")
+        if _log_contains(log, STARTUP_FAILED):
+            raise ServerError(f"the service failed to start; last lines of {log}:\n{log_tail(log, 25)}")
         if healthy(url, timeout=1.0):
             return time.monotonic() - start
         time.sleep(0.25)

@@ -30,9 +30,14 @@ def bento_exists(repo: Repo, bento: str) -> bool:
 
 
 def model_tag_of(repo: Repo, bento: str) -> str | None:
-    models = bento_info(repo, bento).get("models") or []
-    if models and isinstance(models[0], dict) and models[0].get("tag"):
-        return str(models[0]["tag"])
+    """The model packaged with ``bento`` (BentoML 1.4 lists it per service, not in the top-level list)."""
+    info = bento_info(repo, bento)
+    candidates = list(info.get("models") or [])
+    for service in info.get("services") or []:
+        candidates += service.get("models") or [] if isinstance(service, dict) else []
+    for model in candidates:
+        if isinstance(model, dict) and model.get("tag"):
+            return str(model["tag"])
     return None
 
 

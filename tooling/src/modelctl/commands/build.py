@@ -64,7 +64,9 @@ def run_build(repo: Repo, model: str) -> Built:
     try:
         wheel = subprocess.run(
             [find_uv_bin(), "build", "--wheel", "--out-dir", str(work), str(repo.root / "shared")],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         wheels = sorted(work.glob("modelkit-*.whl"))
         if wheel.returncode != 0 or not wheels:
@@ -72,16 +74,24 @@ def run_build(repo: Repo, model: str) -> Built:
         requirements = work / "requirements.txt"
         requirements.write_text(bento_requirements((model_dir / "requirements.txt").read_text()))
         spec = work / "spec.json"
-        spec.write_text(json.dumps({
-            "name": config.name,
-            "labels": {"git_commit": commit_of(repo), "owner": config.owner, "framework": config.framework},
-            # bentoml refuses absolute paths here: relative to the build context (the model folder)
-            "requirements_txt": str(requirements.relative_to(model_dir)),
-            "wheels": [str(w.relative_to(model_dir)) for w in wheels],
-        }))
+        spec.write_text(
+            json.dumps(
+                {
+                    "name": config.name,
+                    "labels": {"git_commit": commit_of(repo), "owner": config.owner, "framework": config.framework},
+                    # bentoml refuses absolute paths here: relative to the build context (the model folder)
+                    "requirements_txt": str(requirements.relative_to(model_dir)),
+                    "wheels": [str(w.relative_to(model_dir)) for w in wheels],
+                }
+            )
+        )
         result = subprocess.run(
-            [str(python), str(runtime_script("build_bento.py")), str(spec)], cwd=model_dir,
-            env=State.of(repo).env(), capture_output=True, text=True, check=False,
+            [str(python), str(runtime_script("build_bento.py")), str(spec)],
+            cwd=model_dir,
+            env=State.of(repo).env(),
+            capture_output=True,
+            text=True,
+            check=False,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

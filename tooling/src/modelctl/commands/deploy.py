@@ -67,8 +67,9 @@ def in_ci() -> bool:
 
 def _bentoml(repo: Repo, model: str, *args: str) -> subprocess.CompletedProcess[str]:
     python = model_python(repo, model)
-    return subprocess.run([str(python), "-m", "bentoml", *args], env=State.of(repo).env(), capture_output=True,
-                          text=True, check=False)
+    return subprocess.run(
+        [str(python), "-m", "bentoml", *args], env=State.of(repo).env(), capture_output=True, text=True, check=False
+    )
 
 
 def export(repo: Repo, model: str, bento: str | None, out_path: Path) -> int:
@@ -78,7 +79,9 @@ def export(repo: Repo, model: str, bento: str | None, out_path: Path) -> int:
         raise UsageError(f"no bento of {model} is built; run `modelctl build {model}`")
     gate = State.of(repo).gate_file(bento)
     if not gate.exists():
-        raise ModelctlError(f"{bento} has not passed the load-test gate; run `modelctl loadtest {model} --bento {bento}`")
+        raise ModelctlError(
+            f"{bento} has not passed the load-test gate; run `modelctl loadtest {model} --bento {bento}`"
+        )
     target = out_path.resolve()  # bentoml export/import need absolute paths
     target.parent.mkdir(parents=True, exist_ok=True)
     result = _bentoml(repo, model, "export", bento, str(target))
@@ -102,7 +105,9 @@ def import_bento_file(repo: Repo, model: str, path: Path) -> tuple[str, str]:
         raise ModelctlError(f"{expected_file} is missing: refusing a bento file whose checksum cannot be checked")
     expected = expected_file.read_text().split()[0]
     if digest != expected:
-        raise ModelctlError(f"{path} has sha256 {digest}, but {expected_file.name} says {expected}: not the tested file")
+        raise ModelctlError(
+            f"{path} has sha256 {digest}, but {expected_file.name} says {expected}: not the tested file"
+        )
     gate_summary = json.loads(Path(f"{path}.gate.json").read_text()) if Path(f"{path}.gate.json").exists() else None
     result = _bentoml(repo, model, "import", str(path))
     if result.returncode != 0 and "already exists" not in (result.stdout + result.stderr):
@@ -142,7 +147,9 @@ def run_deploy(
         raise UsageError(f"{env} requires approval: pass --yes (in CI the GitHub environment approval gives it)")
     target = target or config.deploy.targets[0]
     if target not in config.deploy.targets:
-        raise UsageError(f"target {target!r} is not in deploy.targets {config.deploy.targets} of models/{model}/config.yaml")
+        raise UsageError(
+            f"target {target!r} is not in deploy.targets {config.deploy.targets} of models/{model}/config.yaml"
+        )
     sha = None
     if bento_file is not None:
         bento, sha = import_bento_file(repo, model, bento_file)
@@ -158,11 +165,21 @@ def run_deploy(
         )
     model_tag = store.model_tag_of(repo, bento)
     base = Record(
-        model=model, env=env, target=target, outcome=outcome, bento=bento, model_tag=model_tag,
+        model=model,
+        env=env,
+        target=target,
+        outcome=outcome,
+        bento=bento,
+        model_tag=model_tag,
         git_commit=str((store.bento_info(repo, bento).get("labels") or {}).get("git_commit", "")) or None,
-        metrics=store.model_metrics(repo, model_tag), sha256=sha, version=version,
-        loadtest={k: gate_summary.get(k) for k in ("p90_ms", "error_rate", "rps", "requests", "report_dir")
-                  if k in gate_summary},
+        metrics=store.model_metrics(repo, model_tag),
+        sha256=sha,
+        version=version,
+        loadtest={
+            k: gate_summary.get(k)
+            for k in ("p90_ms", "error_rate", "rps", "requests", "report_dir")
+            if k in gate_summary
+        },
     )
     sample = json.loads((repo.model_dir(model) / config.loadtest.payload).read_text())
     with local.deploy_lock(repo, model, env):
@@ -181,8 +198,9 @@ def run_deploy(
     return record
 
 
-def _deploy_to(repo: Repo, model: str, env: str, target: str, bento: str, config: Any,
-               sample: dict[str, Any]) -> str | None:
+def _deploy_to(
+    repo: Repo, model: str, env: str, target: str, bento: str, config: Any, sample: dict[str, Any]
+) -> str | None:
     """Deploy; the live URL, or None when manifests were only rendered (no cluster configured)."""
     state = State.of(repo)
     if target == "local":
@@ -213,14 +231,32 @@ def _announce(channel: str | None, record: Record, verdict: str) -> None:
     if record.reason:
         facts["reason"] = record.reason
     version = f"v{record.version}" if record.version else None
-    notify(Message(title=f"{record.model} {verdict} ({record.env})", model=record.model, env=record.env,
-                   version=version, verdict=verdict, facts=facts, channel=channel))
+    notify(
+        Message(
+            title=f"{record.model} {verdict} ({record.env})",
+            model=record.model,
+            env=record.env,
+            version=version,
+            verdict=verdict,
+            facts=facts,
+            channel=channel,
+        )
+    )
 
 
-def deploy(repo: Repo, model: str, env: str, target: str | None, bento: str | None, bento_file: Path | None,
-           yes: bool, force: bool) -> int:
-    record = run_deploy(repo, model, env, target, bento, bento_file, yes=yes or (in_ci() and env == "production"),
-                        force=force)
+def deploy(
+    repo: Repo,
+    model: str,
+    env: str,
+    target: str | None,
+    bento: str | None,
+    bento_file: Path | None,
+    yes: bool,
+    force: bool,
+) -> int:
+    record = run_deploy(
+        repo, model, env, target, bento, bento_file, yes=yes or (in_ci() and env == "production"), force=force
+    )
     out.print(f"{record.outcome} {record.bento} to {env} as v{record.version}: {record.url or '-'}", markup=False)
     return 0
 
@@ -238,12 +274,18 @@ def status_rows(repo: Repo, models: list[str]) -> list[dict[str, Any]]:
                 health = "up" if up else "down"
             elif record is not None:
                 health = "unknown (remote target)"
-            rows.append({
-                "model": model, "env": env, "version": record.version if record else None,
-                "bento": record.bento if record else None, "url": record.url if record else None,
-                "health": health, "deployed_at": record.at if record else None,
-                "by": record.triggered_by if record else None,
-            })
+            rows.append(
+                {
+                    "model": model,
+                    "env": env,
+                    "version": record.version if record else None,
+                    "bento": record.bento if record else None,
+                    "url": record.url if record else None,
+                    "health": health,
+                    "deployed_at": record.at if record else None,
+                    "by": record.triggered_by if record else None,
+                }
+            )
     return rows
 
 
@@ -256,8 +298,16 @@ def status(repo: Repo, models: list[str], as_json: bool = False) -> int:
     for column in ("model", "env", "version", "bento", "url", "health", "deployed at", "by"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["model"], row["env"], f"v{row['version']}" if row["version"] else "-", row["bento"] or "-",
-                      row["url"] or "-", row["health"], row["deployed_at"] or "-", row["by"] or "-")
+        table.add_row(
+            row["model"],
+            row["env"],
+            f"v{row['version']}" if row["version"] else "-",
+            row["bento"] or "-",
+            row["url"] or "-",
+            row["health"],
+            row["deployed_at"] or "-",
+            row["by"] or "-",
+        )
     out.print(table)
     return 0
 
@@ -269,8 +319,17 @@ def rollback(repo: Repo, model: str, env: str, to: int | None) -> int:
     if target_record is None:
         what = f"version v{to}" if to else "an earlier good version"
         raise UsageError(f"the ledger has no {what} of {model} in {env}; see `modelctl status {model}`")
-    record = run_deploy(repo, model, env, target_record.target, target_record.bento, yes=True, force=True,
-                        outcome="rolled_back", version=target_record.version)
+    record = run_deploy(
+        repo,
+        model,
+        env,
+        target_record.target,
+        target_record.bento,
+        yes=True,
+        force=True,
+        outcome="rolled_back",
+        version=target_record.version,
+    )
     out.print(f"rolled back {model} in {env} to v{record.version} ({record.bento}): {record.url}", markup=False)
     return 0
 
@@ -281,7 +340,14 @@ def undeploy(repo: Repo, model: str, env: str) -> int:
     with local.deploy_lock(repo, model, env):
         stopped = local.undeploy(repo, model, env)
         live = state.ledger.live(model, env)
-        state.ledger.append(Record(model=model, env=env, target=live.target if live else "local", outcome="undeployed",
-                                   bento=stopped.bento if stopped else None))
+        state.ledger.append(
+            Record(
+                model=model,
+                env=env,
+                target=live.target if live else "local",
+                outcome="undeployed",
+                bento=stopped.bento if stopped else None,
+            )
+        )
     out.print(f"undeployed {model} from {env}" + (f" (stopped {stopped.bento})" if stopped else ""), markup=False)
     return 0

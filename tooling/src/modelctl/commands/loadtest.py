@@ -12,9 +12,9 @@ from pathlib import Path
 
 from modelctl import bentos, procs
 from modelctl.console import err, out
-from modelctl.envs import model_python
+from modelctl.envs import model_python, runtime_script
 from modelctl.errors import ModelctlError, UsageError
-from modelctl.gate import GateBreached, Verdict, evaluate, markdown, read_stats
+from modelctl.gate import GateBreached, Verdict, evaluate, markdown, read_summary
 from modelctl.repo import Repo, find_repo
 from modelctl.state import State
 
@@ -64,35 +64,67 @@ def run_loadtest(
         running = bentos.start(repo, model, bento, procs.free_port(), reports / "server.log")
         url = running.url
     cmd = [
-        str(python), "-m", "locust", "-f", "locustfile.py", "--host", url, "--headless",
-        "-u", str(settings.users), "-r", str(settings.spawn_rate), "-t", f"{seconds}s",
-        "--csv", str(reports / "locust"), "--html", str(reports / "report.html"),
-        "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "5",
+        str(python),
+        "-m",
+        "locust",
+        "-f",
+        f"locustfile.py,{runtime_script('locust_summary.py')}",
+        "--host",
+        url,
+        "--headless",
+        "-u",
+        str(settings.users),
+        "-r",
+        str(settings.spawn_rate),
+        "-t",
+        f"{seconds}s",
+        "--csv",
+        str(reports / "locust"),
+        "--html",
+        str(reports / "report.html"),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--stop-timeout",
+        "5",
     ]
     err.print(f"locust: {settings.users} users, spawn {settings.spawn_rate}/s, {seconds}s against {url}", markup=False)
     started = time.monotonic()
     try:
         result = subprocess.run(
-            cmd, cwd=repo.model_dir(model), env=State.of(repo).env(), capture_output=True, text=True,
-            check=False, timeout=seconds + 120,
+            cmd,
+            cwd=repo.model_dir(model),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=seconds + 120,
+            env={**State.of(repo).env(), "MODELCTL_LOCUST_SUMMARY": str(reports / "locust_summary.json")},
         )
     except subprocess.TimeoutExpired as exc:
         raise ModelctlError(f"locust did not finish within {seconds + 120}s; see {reports}") from exc
     finally:
         server_died = running is not None and not procs.alive(running.pid)
         if running is not None:
-            procs.stop(running.pid)
+            running.stop()
     (reports / "locust.log").write_text(result.stdout + result.stderr)
-    stats = reports / "locust_stats.csv"
+    stats = reports / "locust_summary.json"
     if not stats.exists():
-        raise ModelctlError(f"locust wrote no stats (exit {result.returncode}):\n{procs.log_tail(reports / 'locust.log')}")
-    verdict = evaluate(read_stats(stats), config)
+        raise ModelctlError(
+            f"locust wrote no stats (exit {result.returncode}):\n{procs.log_tail(reports / 'locust.log')}"
+        )
+    verdict = evaluate(read_summary(stats), config)
     if server_died:
         verdict.breaches.insert(0, "the server died during the load test")
         verdict = Verdict(**{**verdict.as_dict(), "passed": False})
     label = bento or url
-    summary = {"model": model, "bento": label, "url": url, "duration_s": round(time.monotonic() - started, 1),
-               "users": settings.users, **verdict.as_dict()}
+    summary = {
+        "model": model,
+        "bento": label,
+        "url": url,
+        "duration_s": round(time.monotonic() - started, 1),
+        "users": settings.users,
+        **verdict.as_dict(),
+    }
     (reports / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (reports / "summary.md").write_text(markdown(model, label, verdict, reports))
     if verdict.passed and running is not None:

@@ -58,16 +58,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _test(repo: Repo, model: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "tox", "run", "-e", f"model-{model}", "-q"], cwd=repo.root,
-                            capture_output=True, text=True, check=False)
-    summary = next((line for line in reversed(result.stdout.splitlines()) if " passed" in line or " failed" in line),
-                   "")
+    result = subprocess.run(
+        [sys.executable, "-m", "tox", "run", "-e", f"model-{model}", "-q"],
+        cwd=repo.root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    summary = next(
+        (line for line in reversed(result.stdout.splitlines()) if " passed" in line or " failed" in line), ""
+    )
     if result.returncode != 0:
         raise ModelctlError(f"the tests of {model} failed: {summary or result.stdout[-500:]}")
     return summary.strip("= ")
 
 
-def run_pipeline(repo: Repo, model: str, env: str = "staging", skip_tests: bool = False, yes: bool = False) -> PipelineRun:
+def run_pipeline(
+    repo: Repo, model: str, env: str = "staging", skip_tests: bool = False, yes: bool = False
+) -> PipelineRun:
     repo.resolve([model])
     run = PipelineRun(model, env)
     facts = run.facts
@@ -93,8 +101,10 @@ def run_pipeline(repo: Repo, model: str, env: str = "staging", skip_tests: bool 
         result = run_loadtest(repo, model, bento=facts["bento"])
         verdict = result.verdict
         facts["gate"], facts["report_dir"] = verdict.as_dict(), str(result.report_dir)
-        line = (f"P90 {verdict.p90_ms:.0f}/{verdict.max_p90_ms:.0f} ms, errors {verdict.error_rate:.2%}"
-                f"/{verdict.max_error_rate:.2%}, {verdict.rps:.0f} req/s")
+        line = (
+            f"P90 {verdict.p90_ms:.0f}/{verdict.max_p90_ms:.0f} ms, errors {verdict.error_rate:.2%}"
+            f"/{verdict.max_error_rate:.2%}, {verdict.rps:.0f} req/s"
+        )
         if not verdict.passed:
             raise GateBreached("; ".join(verdict.breaches) + f" ({line})")
         return line
@@ -105,8 +115,12 @@ def run_pipeline(repo: Repo, model: str, env: str = "staging", skip_tests: bool 
         return f"v{record.version} {record.url or '(rendered)'}"
 
     steps: list[tuple[str, Callable[[], str]]] = [
-        ("validate", validate), ("test", test), ("train", train), ("build", build),
-        ("load-test gate", gate), (f"deploy {env}", deploy),
+        ("validate", validate),
+        ("test", test),
+        ("train", train),
+        ("build", build),
+        ("load-test gate", gate),
+        (f"deploy {env}", deploy),
     ]
     run.stages = [Stage(name) for name, _ in steps]
     for index, (name, step) in enumerate(steps, start=1):
@@ -152,9 +166,17 @@ def _finish(run: PipelineRun, failed: Stage | None) -> None:
     markdown_table = "\n| stage | status | seconds | detail |\n| --- | --- | --- | --- |\n" + "".join(
         f"| {s.name} | {s.status} | {s.seconds:.1f} | {s.detail} |\n" for s in run.stages
     )
-    notify(Message(title=f"pipeline {run.model} {verdict} ({run.env})", model=run.model, env=run.env,
-                   version=f"v{run.facts['version']}" if run.facts.get("version") else None, verdict=verdict,
-                   facts=facts), extra_markdown=markdown_table)
+    notify(
+        Message(
+            title=f"pipeline {run.model} {verdict} ({run.env})",
+            model=run.model,
+            env=run.env,
+            version=f"v{run.facts['version']}" if run.facts.get("version") else None,
+            verdict=verdict,
+            facts=facts,
+        ),
+        extra_markdown=markdown_table,
+    )
 
 
 def pipeline(repo: Repo, model: str, env: str, skip_tests: bool, yes: bool) -> int:
@@ -165,8 +187,11 @@ def pipeline(repo: Repo, model: str, env: str, skip_tests: bool, yes: bool) -> i
         sample = repo.model_dir(model) / repo.config(model).loadtest.payload
         out.print(f"\nlive: {url}  ({model} v{run.facts['version']} in {env})", markup=False)
         out.print(f"try:  curl -s -X POST {url}/predict -H 'content-type: application/json' -d @{sample}", markup=False)
-    out.print(f"gate: P90 {gate['p90_ms']:.0f} ms (limit {gate['max_p90_ms']:.0f}), error rate "
-              f"{gate['error_rate']:.2%} (limit {gate['max_error_rate']:.2%}), {gate['rps']:.0f} req/s", markup=False)
+    out.print(
+        f"gate: P90 {gate['p90_ms']:.0f} ms (limit {gate['max_p90_ms']:.0f}), error rate "
+        f"{gate['error_rate']:.2%} (limit {gate['max_error_rate']:.2%}), {gate['rps']:.0f} req/s",
+        markup=False,
+    )
     out.print(f"report: {run.facts['report_dir']}/report.html", markup=False)
     out.print(f"stop:  modelctl undeploy {model} --env {env}", markup=False)
     print(json.dumps({"url": url, "version": run.facts.get("version")}), file=sys.stderr)

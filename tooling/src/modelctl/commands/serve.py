@@ -35,5 +35,6 @@ def serve(repo: Repo, model: str, bento: str | None, port: int | None) -> int:
         target = f"service:{service}"
         err.print(f"no bento built; serving the model folder ({target})", markup=False)
     err.print(f"serving {target} on http://127.0.0.1:{port} (Ctrl-C to stop)", markup=False)
-    return subprocess.run(bentos.serve_command(python, target, port), cwd=repo.model_dir(model),
-                          env=State.of(repo).env(), check=False).returncode
+    return subprocess.run(
+        bentos.serve_command(python, target, port), cwd=repo.model_dir(model), env=State.of(repo).env(), check=False
+    ).returncode

@@ -35,8 +35,12 @@ def run_training(repo: Repo, model: str) -> Trained:
     repo.config(model)
     python = model_python(repo, model)
     result = subprocess.run(
-        [str(python), "train.py"], cwd=repo.model_dir(model), env=State.of(repo).env(),
-        capture_output=True, text=True, check=False,
+        [str(python), "train.py"],
+        cwd=repo.model_dir(model),
+        env=State.of(repo).env(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-15:])

@@ -23,8 +23,10 @@ def main(spec_path: str) -> int:
     try:
         model = bentoml.models.get(f"{name}:latest")
     except NotFound:
-        print(f"NO_MODEL: there is no trained model {name!r} in the store; run `modelctl train {name}` first",
-              file=sys.stderr)
+        print(
+            f"NO_MODEL: there is no trained model {name!r} in the store; run `modelctl train {name}` first",
+            file=sys.stderr,
+        )
         return 4
     # Pin the exact model into the bento (modelkit.model_ref reads this file), before the
     # service module is imported and resolves its BentoModel.
@@ -40,8 +42,14 @@ def main(spec_path: str) -> int:
         name=name,
         labels={**spec["labels"], "model_tag": str(model.tag).replace(":", "_")},
         include=["*.py", "config.yaml", "sample_request.json", "requirements.txt", "modelctl-build/MODEL_TAG"],
-        exclude=["tests/", "notebooks/", "locustfile.py", "modelctl-build/*.whl", "modelctl-build/*.json",
-                 "modelctl-build/requirements.txt"],
+        exclude=[
+            "tests/",
+            "notebooks/",
+            "locustfile.py",
+            "modelctl-build/*.whl",
+            "modelctl-build/*.json",
+            "modelctl-build/requirements.txt",
+        ],
         python={"requirements_txt": spec["requirements_txt"], "wheels": spec["wheels"], "lock_packages": False},
         build_ctx=str(Path.cwd()),
     )

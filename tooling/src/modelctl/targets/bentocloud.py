@@ -45,8 +45,9 @@ def write(document: dict[str, Any], path: Path) -> Path:
 def deploy(python: Path, path: Path, env: dict[str, str]) -> str:
     if not os.environ.get("BENTO_CLOUD_API_KEY"):
         raise BentoCloudError(f"BENTO_CLOUD_API_KEY is not set: rendered {path} but did not deploy it")
-    result = subprocess.run([str(python), "-m", "bentoml", "deploy", "-f", str(path)], capture_output=True, text=True,
-                            check=False, env=env)
+    result = subprocess.run(
+        [str(python), "-m", "bentoml", "deploy", "-f", str(path)], capture_output=True, text=True, check=False, env=env
+    )
     if result.returncode != 0:
         raise BentoCloudError(f"bentoml deploy exited {result.returncode}: {result.stderr.strip()[-500:]}")
     return result.stdout

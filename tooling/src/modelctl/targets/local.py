@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ class Live:
     pid: int
     log: str
     started_at: float
+    workers: list[int] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -65,8 +67,10 @@ def write_live(repo: Repo, model: str, env: str, live: Live | None) -> None:
 
 
 @contextmanager
-def deploy_lock(repo: Repo, model: str, env: str, wait_s: float = 600.0) -> Iterator[None]:
+def deploy_lock(repo: Repo, model: str, env: str, wait_s: float | None = None) -> Iterator[None]:
     """One deploy per model and environment at a time; a second one waits, then fails clearly."""
+    if wait_s is None:
+        wait_s = float(os.environ.get("MODELCTL_DEPLOY_LOCK_WAIT", "600"))
     directory = State.of(repo).deploy_dir(model, env)
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".deploy.lock", "w") as lock:
@@ -109,7 +113,7 @@ def _start_verified(repo: Repo, model: str, bento: str, port: int, log: Path, sa
     try:
         verify(running.url, sample)
     except BaseException:
-        procs.stop(running.pid)
+        running.stop()
         raise
     return running
 
@@ -121,16 +125,17 @@ def deploy(repo: Repo, model: str, env: str, bento: str, port: int, sample: dict
     candidate_log = directory / f"candidate-{stamp}.log"
     err.print(f"  candidate {bento} on a spare port ...", markup=False)
     candidate = _start_verified(repo, model, bento, procs.free_port(), candidate_log, sample)
-    procs.stop(candidate.pid)
+    candidate.stop()
 
     previous = read_live(repo, model, env)
     if previous is not None:
         err.print(f"  stopping live {previous.bento} (pid {previous.pid})", markup=False)
-        procs.stop(previous.pid)
+        procs.stop(previous.pid, workers=previous.workers)
     if procs.port_in_use(port):
         _restore(repo, model, env, previous, sample)
-        raise DeployError(f"port {port} ({env}) is in use by a process modelctl did not start; free it or change "
-                          f"serving.ports.{env}")
+        raise DeployError(
+            f"port {port} ({env}) is in use by a process modelctl did not start; free it or change serving.ports.{env}"
+        )
     log = directory / f"server-{stamp}.log"
     try:
         err.print(f"  starting {bento} on port {port}", markup=False)
@@ -139,7 +144,7 @@ def deploy(repo: Repo, model: str, env: str, bento: str, port: int, sample: dict
         restored = _restore(repo, model, env, previous, sample)
         note = f"; the previous version {previous.bento} is live again" if restored and previous else ""
         raise DeployError(f"switch to {bento} failed: {exc}{note}") from exc
-    live = Live(bento=bento, port=port, pid=running.pid, log=str(log), started_at=time.time())
+    live = Live(bento=bento, port=port, pid=running.pid, log=str(log), started_at=time.time(), workers=running.workers)
     write_live(repo, model, env, live)
     return live
 
@@ -156,13 +161,15 @@ def _restore(repo: Repo, model: str, env: str, previous: Live | None, sample: di
         err.print(f"  could not restore {previous.bento}: {exc}", markup=False)
         write_live(repo, model, env, None)
         return False
-    write_live(repo, model, env, Live(previous.bento, previous.port, running.pid, str(log), time.time()))
+    write_live(
+        repo, model, env, Live(previous.bento, previous.port, running.pid, str(log), time.time(), running.workers)
+    )
     return True
 
 
 def undeploy(repo: Repo, model: str, env: str) -> Live | None:
     live = read_live(repo, model, env)
     if live is not None:
-        procs.stop(live.pid)
+        procs.stop(live.pid, workers=live.workers)
         write_live(repo, model, env, None)
     return live
