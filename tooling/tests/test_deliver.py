@@ -22,7 +22,7 @@ from modelctl import procs
 from modelctl.commands.build import BuildError, run_build
 from modelctl.commands.deploy import run_deploy, status_rows
 from modelctl.commands.loadtest import run_loadtest
-from modelctl.commands.pipeline import StageFailed, run_pipeline
+from modelctl.commands.pipeline import StageFailedError, run_pipeline
 from modelctl.commands.train import run_training
 from modelctl.errors import ModelctlError, UsageError
 from modelctl.main import main
@@ -133,15 +133,23 @@ def test_train_build_and_gate(repo: Repo) -> None:
     assert trained.model_tag.startswith(f"{MODEL}:") and trained.metrics["accuracy"] > 0.85
     built = run_build(repo, MODEL)
     assert built.model_tag == trained.model_tag
-    info = yaml.safe_load((State.of(repo).bentoml_home / "bentos" / MODEL / built.bento.split(":")[1] / "bento.yaml")
-                          .read_text())
+    info = yaml.safe_load(
+        (State.of(repo).bentoml_home / "bentos" / MODEL / built.bento.split(":")[1] / "bento.yaml").read_text()
+    )
     assert info["labels"]["git_commit"] == git(repo.root, "rev-parse", "--short=12", "HEAD").strip()
     assert not (repo.model_dir(MODEL) / "modelctl-build").exists(), "build leftovers are removed"
 
     result = run_loadtest(repo, MODEL, bento=built.bento)
     assert result.verdict.passed and result.verdict.requests > 50
     files = {p.name for p in result.report_dir.iterdir()}
-    assert {"report.html", "locust_stats.csv", "locust_summary.json", "summary.json", "summary.md", "server.log"} <= files
+    assert {
+        "report.html",
+        "locust_stats.csv",
+        "locust_summary.json",
+        "summary.json",
+        "summary.md",
+        "server.log",
+    } <= files
     summary = json.loads((result.report_dir / "summary.json").read_text())
     assert summary["passed"] and summary["bento"] == built.bento
     assert State.of(repo).gate_file(built.bento).exists()
@@ -195,8 +203,11 @@ def test_production_needs_yes(repo: Repo) -> None:
     ("old", "new", "why"),
     [
         ("        freeze_gc()\n", "        raise RuntimeError('broken model')\n", "crashes on start"),
-        ("        probabilities = model_io.predict_proba(self.model, rows)\n",
-         "        raise ValueError('bug')\n", "answers 500"),
+        (
+            "        probabilities = model_io.predict_proba(self.model, rows)\n",
+            "        raise ValueError('bug')\n",
+            "answers 500",
+        ),
     ],
 )
 def test_failing_candidate_never_replaces_live(repo: Repo, old: str, new: str, why: str) -> None:
@@ -237,7 +248,7 @@ def test_a_second_deploy_waits_then_fails_clearly(repo: Repo, monkeypatch: pytes
 def test_gate_breach_in_the_pipeline_keeps_live(repo: Repo) -> None:
     before = State.of(repo).ledger.live(MODEL, "staging")
     with config_changed(repo, loadtest__max_p90_ms=0.001):
-        with pytest.raises(StageFailed, match="stage 'load-test gate' failed") as info:
+        with pytest.raises(StageFailedError, match="stage 'load-test gate' failed") as info:
             run_pipeline(repo, MODEL, skip_tests=True)
     assert info.value.exit_code == 3
     assert State.of(repo).ledger.live(MODEL, "staging").bento == before.bento
@@ -264,8 +275,9 @@ def test_exported_bento_is_checked_before_deploy(repo: Repo, tmp_path: Path) -> 
 def test_kubernetes_target_renders_valid_manifests(repo: Repo, gated: tuple[str, str]) -> None:
     import kubernetes_validate
 
-    with config_changed(repo, deploy__targets=["local", "kubernetes"],
-                        deploy__kubernetes={"image_repository": "ghcr.io/acme"}):
+    with config_changed(
+        repo, deploy__targets=["local", "kubernetes"], deploy__kubernetes={"image_repository": "ghcr.io/acme"}
+    ):
         live_before = State.of(repo).ledger.live(MODEL, "staging")
         record = run_deploy(repo, MODEL, "staging", target="kubernetes", bento=gated[1])
     assert record.outcome == "rendered" and record.url is None

@@ -8,8 +8,9 @@ from modelctl.errors import ModelctlError
 from modelctl.gate import evaluate, markdown, read_summary
 from modelkit import parse_config
 
-CONFIG = parse_config("name: m\ndescription: d\nowner: o\nframework: sklearn\n"
-                      "loadtest: {max_p90_ms: 100, max_error_rate: 0.01}\n")
+CONFIG = parse_config(
+    "name: m\ndescription: d\nowner: o\nframework: sklearn\nloadtest: {max_p90_ms: 100, max_error_rate: 0.01}\n"
+)
 
 
 def row(requests: int, failures: int, p90: float | None) -> dict[str, object]:

@@ -9,8 +9,15 @@ import pytest
 from modelctl.notify import Message, notify, post_slack
 from tests.stand_ins import http_stand_in
 
-MESSAGE = Message(title="iris_classifier deployed (staging)", model="iris_classifier", verdict="deployed",
-                  env="staging", version="v3", facts={"P90": "42 ms", "error rate": "0.00%"}, channel="#ml-deploys")
+MESSAGE = Message(
+    title="iris_classifier deployed (staging)",
+    model="iris_classifier",
+    verdict="deployed",
+    env="staging",
+    version="v3",
+    facts={"P90": "42 ms", "error rate": "0.00%"},
+    channel="#ml-deploys",
+)
 
 
 def test_success_posts_a_readable_message() -> None:
@@ -19,8 +26,13 @@ def test_success_posts_a_readable_message() -> None:
     (request,) = slack.requests
     assert request.method == "POST" and request.path == "/hook"
     text = request.body["text"]
-    for expected in ("iris_classifier deployed (staging)", "environment: staging", "version: v3", "P90: 42 ms",
-                     "verdict: deployed"):
+    for expected in (
+        "iris_classifier deployed (staging)",
+        "environment: staging",
+        "version: v3",
+        "P90: 42 ms",
+        "verdict: deployed",
+    ):
         assert expected in text
     assert request.body["channel"] == "#ml-deploys"
 

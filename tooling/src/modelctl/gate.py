@@ -11,7 +11,7 @@ from modelctl.errors import ModelctlError
 from modelkit import ModelConfig
 
 
-class GateBreached(ModelctlError):
+class GateBreachedError(ModelctlError):
     exit_code = 3
 
 
@@ -58,9 +58,8 @@ def evaluate(stats: dict[str, Any], config: ModelConfig) -> Verdict:
     if p90 > limits.max_p90_ms:
         breaches.append(f"P90 latency {p90:.0f} ms exceeds loadtest.max_p90_ms {limits.max_p90_ms:.0f} ms")
     if error_rate > limits.max_error_rate:
-        breaches.append(
-            f"error rate {error_rate:.2%} ({failures}/{requests}) exceeds loadtest.max_error_rate {limits.max_error_rate:.2%}"
-        )
+        measured = f"error rate {error_rate:.2%} ({failures}/{requests})"
+        breaches.append(f"{measured} exceeds loadtest.max_error_rate {limits.max_error_rate:.2%}")
     return Verdict(
         passed=not breaches,
         requests=requests,
@@ -84,7 +83,8 @@ def markdown(model: str, bento: str, verdict: Verdict, report_dir: Path) -> str:
         "| metric | measured | limit |",
         "| --- | --- | --- |",
         f"| P90 latency | {verdict.p90_ms:.0f} ms | {verdict.max_p90_ms:.0f} ms |",
-        f"| error rate | {verdict.error_rate:.2%} ({verdict.failures}/{verdict.requests}) | {verdict.max_error_rate:.2%} |",
+        f"| error rate | {verdict.error_rate:.2%} ({verdict.failures}/{verdict.requests})"
+        f" | {verdict.max_error_rate:.2%} |",
         f"| P50 / P99 | {verdict.p50_ms:.0f} / {verdict.p99_ms:.0f} ms | |",
         f"| throughput | {verdict.rps:.1f} req/s | |",
         "",

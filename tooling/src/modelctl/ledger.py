@@ -55,8 +55,9 @@ def now() -> str:
 
 def triggered_by() -> str:
     if os.environ.get("GITHUB_ACTIONS") == "true":
-        run = f"{os.environ.get('GITHUB_SERVER_URL', '')}/{os.environ.get('GITHUB_REPOSITORY', '')}"
-        return f"github-actions {os.environ.get('GITHUB_WORKFLOW', '')} run {run}/actions/runs/{os.environ.get('GITHUB_RUN_ID', '')}"
+        env = os.environ
+        run = f"{env.get('GITHUB_SERVER_URL', '')}/{env.get('GITHUB_REPOSITORY', '')}/actions/runs/{env.get('GITHUB_RUN_ID', '')}"
+        return f"github-actions {env.get('GITHUB_WORKFLOW', '')} {run}"
     try:
         user = getpass.getuser()
     except (KeyError, OSError):

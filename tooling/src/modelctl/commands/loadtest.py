@@ -14,7 +14,7 @@ from modelctl import bentos, procs
 from modelctl.console import err, out
 from modelctl.envs import model_python, runtime_script
 from modelctl.errors import ModelctlError, UsageError
-from modelctl.gate import GateBreached, Verdict, evaluate, markdown, read_summary
+from modelctl.gate import GateBreachedError, Verdict, evaluate, markdown, read_summary
 from modelctl.repo import Repo, find_repo
 from modelctl.state import State
 
@@ -139,5 +139,5 @@ def loadtest(repo: Repo, model: str, url: str | None, bento: str | None, duratio
     verdict = result.verdict
     out.print((result.report_dir / "summary.md").read_text(), markup=False)
     if not verdict.passed:
-        raise GateBreached("gate breached: " + "; ".join(verdict.breaches) + f" (reports: {result.report_dir})")
+        raise GateBreachedError("gate breached: " + "; ".join(verdict.breaches) + f" (reports: {result.report_dir})")
     return 0

@@ -19,7 +19,7 @@ from modelctl.commands.loadtest import run_loadtest
 from modelctl.commands.train import run_training
 from modelctl.console import err, out
 from modelctl.errors import ModelctlError
-from modelctl.gate import GateBreached
+from modelctl.gate import GateBreachedError
 from modelctl.notify import Message, notify
 from modelctl.repo import Repo, find_repo
 
@@ -40,7 +40,7 @@ class PipelineRun:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-class StageFailed(ModelctlError):
+class StageFailedError(ModelctlError):
     def __init__(self, stage: str, cause: ModelctlError) -> None:
         super().__init__(f"stage {stage!r} failed: {cause}")
         self.exit_code = cause.exit_code
@@ -106,7 +106,7 @@ def run_pipeline(
             f"/{verdict.max_error_rate:.2%}, {verdict.rps:.0f} req/s"
         )
         if not verdict.passed:
-            raise GateBreached("; ".join(verdict.breaches) + f" ({line})")
+            raise GateBreachedError("; ".join(verdict.breaches) + f" ({line})")
         return line
 
     def deploy() -> str:
@@ -136,7 +136,7 @@ def run_pipeline(
             for later in run.stages[index:]:
                 later.status = "not run"
             _finish(run, failed=stage)
-            raise StageFailed(name, exc) from exc
+            raise StageFailedError(name, exc) from exc
         stage.seconds = time.monotonic() - started
         err.print(f"      {stage.status} in {stage.seconds:.1f}s: {stage.detail}", markup=False)
     _finish(run, failed=None)

@@ -49,8 +49,9 @@ def run_training(repo: Repo, model: str) -> Trained:
         summary = json.loads(result.stdout.strip().splitlines()[-1])
         return Trained(summary["model"], summary["metrics"])
     except (IndexError, ValueError, KeyError) as exc:
+        last = result.stdout[-300:]
         raise TrainError(
-            f"models/{model}/train.py must print a JSON line with 'model' and 'metrics' last; got {result.stdout[-300:]!r}"
+            f"models/{model}/train.py must end by printing JSON with 'model' and 'metrics'; got {last!r}"
         ) from exc
 
 
