@@ -56,7 +56,8 @@ def now() -> str:
 def triggered_by() -> str:
     if os.environ.get("GITHUB_ACTIONS") == "true":
         env = os.environ
-        run = f"{env.get('GITHUB_SERVER_URL', '')}/{env.get('GITHUB_REPOSITORY', '')}/actions/runs/{env.get('GITHUB_RUN_ID', '')}"
+        repository = f"{env.get('GITHUB_SERVER_URL', '')}/{env.get('GITHUB_REPOSITORY', '')}"
+        run = f"{repository}/actions/runs/{env.get('GITHUB_RUN_ID', '')}"
         return f"github-actions {env.get('GITHUB_WORKFLOW', '')} {run}"
     try:
         user = getpass.getuser()
