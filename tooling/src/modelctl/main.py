@@ -8,7 +8,20 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from modelctl import __version__
-from modelctl.commands import build, changed, ci, deploy, list_models, loadtest, new, pipeline, serve, train, validate
+from modelctl.commands import (
+    build,
+    changed,
+    ci,
+    deploy,
+    list_models,
+    loadtest,
+    new,
+    notify,
+    pipeline,
+    serve,
+    train,
+    validate,
+)
 from modelctl.errors import ModelctlError
 
 # Each module exposes `register(subparsers)`; the parser it adds carries `run(args) -> int`.
@@ -24,6 +37,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     loadtest,
     deploy,
     pipeline,
+    notify,
 )
 
 

@@ -213,6 +213,7 @@ def _deploy_to(
             return None
         image = kubernetes.image(config, bento)
         kubernetes.containerize(model_python(repo, model), bento, image, state.env())
+        kubernetes.push(image)
         kubernetes.apply(path, context)
         return f"kubernetes://{context}/{config.deploy.kubernetes.namespace}/{path.stem}"
     document = bentocloud.render(config, bento, env, store.service_name(repo, bento))

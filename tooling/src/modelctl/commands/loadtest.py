@@ -15,6 +15,7 @@ from modelctl.console import err, out
 from modelctl.envs import model_python, runtime_script
 from modelctl.errors import ModelctlError, UsageError
 from modelctl.gate import GateBreachedError, Verdict, evaluate, markdown, read_summary
+from modelctl.notify import append_step_summary
 from modelctl.repo import Repo, find_repo
 from modelctl.state import State
 
@@ -137,7 +138,9 @@ def run_loadtest(
 def loadtest(repo: Repo, model: str, url: str | None, bento: str | None, duration: int | None = None) -> int:
     result = run_loadtest(repo, model, url, bento, duration)
     verdict = result.verdict
-    out.print((result.report_dir / "summary.md").read_text(), markup=False)
+    summary = (result.report_dir / "summary.md").read_text()
+    out.print(summary, markup=False)
+    append_step_summary(summary)
     if not verdict.passed:
         raise GateBreachedError("gate breached: " + "; ".join(verdict.breaches) + f" (reports: {result.report_dir})")
     return 0

@@ -161,3 +161,12 @@ def containerize(python: Path, bento: str, tag: str, env: dict[str, str]) -> Non
                 "it runs in the GitHub deploy workflow (ubuntu runners have Docker)"
             )
         raise KubernetesError(f"bentoml containerize exited {result.returncode}: {output[-500:]}")
+
+
+def push(tag: str) -> None:
+    docker = shutil.which("docker")
+    if docker is None:
+        raise KubernetesError(f"docker is not installed: cannot push {tag}")
+    result = subprocess.run([docker, "push", tag], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise KubernetesError(f"docker push {tag} exited {result.returncode}: {result.stderr.strip()[-500:]}")
