@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.bootstrapped
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: help bootstrap hooks lint test test-models test-template demo clean
+.PHONY: help bootstrap hooks lint test test-models test-template demo demo-stop clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
@@ -39,11 +39,13 @@ test-models: $(STAMP) ## every model's own tests, each in its own env
 test-template: $(STAMP) ## bake every framework variant and run the baked tests
 	$(BIN)/tox run -e template
 
-demo: $(STAMP) ## list and validate the models, then train, serve (in-process) and test the example model
+demo: $(STAMP) ## the whole flow for the example model: validate, test, train, build, load-test gate, deploy to local staging
 	$(BIN)/modelctl list
-	$(BIN)/modelctl validate
-	$(BIN)/tox run -e model-iris_classifier
+	$(BIN)/modelctl pipeline iris_classifier --env staging
 
-clean: ## remove environments, caches and reports
-	rm -rf $(VENV) .tox reports .pytest_cache .ruff_cache .hypothesis
+demo-stop: $(STAMP) ## stop the demo's local staging deployment
+	$(BIN)/modelctl undeploy iris_classifier --env staging
+
+clean: ## remove environments, caches, reports and local state (stop deployments first: make demo-stop)
+	rm -rf $(VENV) .tox reports .modelctl .pytest_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

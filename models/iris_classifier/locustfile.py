@@ -1,6 +1,6 @@
 """Load test for iris_classifier: realistic requests drawn from the model's own data.
 
-    locust -f locustfile.py --host http://127.0.0.1:3000 --headless -u 50 -r 25 -t 30s
+    locust -f locustfile.py --host http://127.0.0.1:3000 --headless -u 50 -r 25 -t 20s
 
 `modelctl loadtest iris_classifier` runs this with the users, spawn rate,
 duration and P90/error-rate gate from config.yaml.

@@ -10,8 +10,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from modelctl.console import err
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -66,6 +64,8 @@ class Message:
 
 def post_slack(url: str, message: Message, attempts: int = 4, backoff_s: float = 0.5, timeout: float = 5.0) -> bool:
     """POST to the webhook, retrying 429/5xx and connection errors with exponential backoff."""
+    import httpx  # deferred: most commands never notify
+
     delay = backoff_s
     for attempt in range(1, attempts + 1):
         try:

@@ -10,8 +10,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
-
 from modelctl.errors import ModelctlError
 
 
@@ -132,6 +130,8 @@ def _stop_group(pid: int | None, timeout: float) -> None:
 
 
 def healthy(url: str, timeout: float = 2.0) -> bool:
+    import httpx  # deferred: most commands never talk HTTP
+
     try:
         return httpx.get(f"{url}/readyz", timeout=timeout).status_code == 200
     except httpx.HTTPError:

@@ -1,7 +1,7 @@
 """The `local` target: the bento runs as a background service on the environment's loopback port.
 
-A deploy starts the candidate on a spare port and verifies it (ready + the sample request)
-before the live version is touched. Then the live process is stopped and the candidate is
+A deploy over a live version starts the candidate on a spare port and verifies it (ready + the
+sample request) before the live version is touched. Then the live process is stopped and the candidate is
 started on the environment's port and verified again; if that fails, the previous version is
 started again. One live process per environment: its pid, port and log are in live.json.
 """
@@ -17,8 +17,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from modelctl import bentos, procs
 from modelctl.console import err
@@ -97,6 +95,8 @@ def deploy_lock(repo: Repo, model: str, env: str, wait_s: float | None = None) -
 
 def verify(url: str, sample: dict[str, Any]) -> None:
     """The sample request must get a 200 JSON list with one prediction per row."""
+    import httpx  # deferred: most commands never talk HTTP
+
     try:
         response = httpx.post(f"{url}/predict", json=sample, timeout=30)
     except httpx.HTTPError as exc:
@@ -122,12 +122,15 @@ def deploy(repo: Repo, model: str, env: str, bento: str, port: int, sample: dict
     """Make ``bento`` live on ``port``; the previous version keeps (or gets back) the port on any failure."""
     directory = State.of(repo).deploy_dir(model, env)
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    candidate_log = directory / f"candidate-{stamp}.log"
-    err.print(f"  candidate {bento} on a spare port ...", markup=False)
-    candidate = _start_verified(repo, model, bento, procs.free_port(), candidate_log, sample)
-    candidate.stop()
-
     previous = read_live(repo, model, env)
+    if previous is not None:
+        # Something is live: prove the candidate on a spare port before touching it. (With nothing
+        # live there is nothing to protect, and the verification on the real port below suffices.)
+        candidate_log = directory / f"candidate-{stamp}.log"
+        err.print(f"  candidate {bento} on a spare port ...", markup=False)
+        candidate = _start_verified(repo, model, bento, procs.free_port(), candidate_log, sample)
+        candidate.stop()
+
     if previous is not None:
         err.print(f"  stopping live {previous.bento} (pid {previous.pid})", markup=False)
         procs.stop(previous.pid, workers=previous.workers)
