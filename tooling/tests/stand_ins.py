@@ -38,7 +38,7 @@ def http_stand_in(statuses: list[int], default: int = 200) -> Iterator[StandIn]:
             raw = self.rfile.read(length) if length else b""
             try:
                 body: Any = json.loads(raw) if raw else None
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: deeply nested JSON
                 body = raw.decode(errors="replace")
             with lock:
                 state.requests.append(Recorded(self.command, self.path, dict(self.headers), body))

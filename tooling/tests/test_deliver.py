@@ -162,6 +162,37 @@ def test_gate_breach_exits_3_naming_the_limit(repo: Repo, capsys: pytest.Capture
     assert "gate breached: P90 latency" in capsys.readouterr().err and "loadtest.max_p90_ms 0 ms" not in ""
 
 
+def test_fuzzing_finds_no_5xx_and_the_server_stays_ready(repo: Repo, gated: tuple[str, str]) -> None:
+    from modelctl.commands.fuzz import run_fuzz
+
+    result, text = run_fuzz(repo, MODEL, bento=gated[1], examples=25)
+    assert result.passed, result.problems()
+    assert result.cases > 80 and result.server_errors == 0 and result.ready_after
+    assert result.rss_before_mb > 50, "the server's memory is measured"
+    assert {"400", "413", "415"} <= set(result.by_status)
+    assert "### Fuzz PASS" in text
+
+
+def test_load_test_against_a_server_that_dies_fails_clearly(repo: Repo, gated: tuple[str, str]) -> None:
+    import threading
+    import time
+
+    from modelctl import bentos
+
+    running = bentos.start(repo, MODEL, gated[1], procs.free_port(), repo.root / "dying.log")
+    killer = threading.Timer(2.0, running.stop)
+    killer.start()
+    started = time.monotonic()
+    try:
+        result = run_loadtest(repo, MODEL, url=running.url, duration=6)
+    finally:
+        killer.cancel()
+        running.stop()
+    assert time.monotonic() - started < 60, "no hang"
+    assert not result.verdict.passed
+    assert any("error rate" in b for b in result.verdict.breaches), result.verdict.breaches
+
+
 def test_server_that_never_starts_is_exit_1_with_its_log(repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["loadtest", MODEL, "--bento", f"{MODEL}:doesnotexist"]) == 1
     assert "exited before it became ready; last lines of" in capsys.readouterr().err

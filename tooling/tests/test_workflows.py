@@ -123,7 +123,14 @@ def test_ci_matrix_is_fed_by_the_changes_job() -> None:
         model["needs"] == "changes" and model["strategy"]["matrix"] == "${{ fromJSON(needs.changes.outputs.matrix) }}"
     )
     runs = " ".join(s.get("run", "") for s in model["steps"])
-    for command in ('tox run -e "model-$MODEL"', "modelctl train", "modelctl build", "modelctl loadtest"):
+    for command in (
+        'tox run -e "model-$MODEL"',
+        "modelctl train",
+        "modelctl build",
+        "modelctl loadtest",
+        "modelctl fuzz",
+        "modelctl doctor",
+    ):
         assert command in runs
     assert any("upload-artifact" in str(s.get("uses")) for s in model["steps"])
     assert jobs["template"]["if"] == "needs.changes.outputs.template == 'true'"
@@ -152,7 +159,8 @@ def test_deploy_has_one_approval_before_production() -> None:
             "${{ matrix.model }}" in job["concurrency"]["group"] and job["concurrency"]["cancel-in-progress"] is False
         )
     build_runs = " ".join(s.get("run", "") for s in jobs["build"]["steps"])
-    assert "modelctl loadtest" in build_runs and "modelctl export" in build_runs
+    for command in ("modelctl loadtest", "modelctl fuzz", "modelctl export"):
+        assert command in build_runs
     for job_id in ("staging", "production"):
         job_steps = jobs[job_id]["steps"]
         assert any("download-artifact" in str(s.get("uses")) for s in job_steps)

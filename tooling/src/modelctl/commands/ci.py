@@ -27,7 +27,12 @@ class Job:
 PULL_REQUEST_JOBS = (
     Job("ci.yml", "lint", False, "tox -e lint"),
     Job("ci.yml", "changes", False, "modelctl changed --format github"),
-    Job("ci.yml", "model", True, "tox -e model-{model}"),
+    Job(
+        "ci.yml",
+        "model",
+        True,
+        "modelctl doctor {model}; tox -e model-{model}; modelctl train/build/loadtest/fuzz {model}",
+    ),
     Job("ci.yml", "template", False, "tox -e template"),
 )
 

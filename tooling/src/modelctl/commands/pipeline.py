@@ -1,10 +1,9 @@
-"""`modelctl pipeline MODEL`: validate -> test -> train -> build -> load-test gate -> deploy -> notify."""
+"""`modelctl pipeline MODEL`: validate -> test -> train -> build -> load-test gate -> fuzz -> deploy -> notify."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -15,9 +14,11 @@ from rich.table import Table
 
 from modelctl.commands.build import run_build
 from modelctl.commands.deploy import ENVS, run_deploy
+from modelctl.commands.fuzz import FuzzFailedError, run_fuzz
 from modelctl.commands.loadtest import run_loadtest
 from modelctl.commands.train import run_training
 from modelctl.console import err, out
+from modelctl.envs import run_tox
 from modelctl.errors import ModelctlError
 from modelctl.gate import GateBreachedError
 from modelctl.notify import Message, notify
@@ -48,7 +49,7 @@ class StageFailedError(ModelctlError):
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "pipeline", help="validate, test, train, build, load-test gate, deploy and notify one model"
+        "pipeline", help="validate, test, train, build, load-test gate, fuzz, deploy and notify one model"
     )
     parser.add_argument("model")
     parser.add_argument("--env", default="staging", choices=ENVS)
@@ -58,13 +59,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _test(repo: Repo, model: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "tox", "run", "-e", f"model-{model}", "-q"],
-        cwd=repo.root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_tox(repo, "run", "-e", f"model-{model}", "-q")
     summary = next(
         (line for line in reversed(result.stdout.splitlines()) if " passed" in line or " failed" in line), ""
     )
@@ -109,6 +104,14 @@ def run_pipeline(
             raise GateBreachedError("; ".join(verdict.breaches) + f" ({line})")
         return line
 
+    def fuzz() -> str:
+        result, _ = run_fuzz(repo, model, bento=facts["bento"])
+        facts["fuzz"] = {"cases": result.cases, "server_errors": result.server_errors, "failures": len(result.failures)}
+        line = f"{result.cases} cases, {result.server_errors} 5xx, {len(result.failures)} failures"
+        if not result.passed:
+            raise FuzzFailedError("; ".join(result.problems()) + f" ({line})")
+        return line
+
     def deploy() -> str:
         record = run_deploy(repo, model, env, bento=facts["bento"], yes=yes)
         facts["url"], facts["version"] = record.url, record.version
@@ -120,6 +123,7 @@ def run_pipeline(
         ("train", train),
         ("build", build),
         ("load-test gate", gate),
+        ("fuzz", fuzz),
         (f"deploy {env}", deploy),
     ]
     run.stages = [Stage(name) for name, _ in steps]
@@ -160,6 +164,8 @@ def _finish(run: PipelineRun, failed: Stage | None) -> None:
     if gate:
         facts["P90"] = f"{gate['p90_ms']:.0f} ms (limit {gate['max_p90_ms']:.0f})"
         facts["error rate"] = f"{gate['error_rate']:.2%} (limit {gate['max_error_rate']:.2%})"
+    if fuzzed := run.facts.get("fuzz"):
+        facts["fuzz"] = f"{fuzzed['cases']} cases, {fuzzed['server_errors']} 5xx"
     if failed:
         facts["failed at"] = f"{failed.name}: {failed.detail}"
     verdict = "failed" if failed else "deployed"

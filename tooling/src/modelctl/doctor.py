@@ -1,0 +1,275 @@
+"""Production-readiness checks for a model folder (`modelctl doctor`).
+
+Each check is a small class: its name is the id, its docstring the title, `check()`'s docstring
+the failure message; `fix` says what to do. `check()` returns True when the model passes, or a
+string with the specific reason it does not.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from modelctl.changes import uses_shared
+from modelkit import ConfigError, load_config
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    folder: Path
+    repo_root: Path
+
+    def text(self, relative: str) -> str | None:
+        path = self.folder / relative
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def raw_config(self) -> dict[str, Any]:
+        try:
+            data = yaml.safe_load(self.text("config.yaml") or "")
+        except yaml.YAMLError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+
+class Check:
+    severity: ClassVar[str] = "error"
+    fix: ClassVar[str] = ""
+
+    def check(self, model: Model) -> bool | str:
+        raise NotImplementedError
+
+
+class MC001(Check):
+    """config.yaml is valid"""
+
+    fix = "run `modelctl validate MODEL` and fix what it names"
+
+    def check(self, model: Model) -> bool | str:
+        """config.yaml does not validate"""
+        try:
+            load_config(model.folder / "config.yaml", check_folder_name=True)
+        except ConfigError as exc:
+            return str(exc.problems[0])
+        return True
+
+
+class MC002(Check):
+    """load-test thresholds are set explicitly"""
+
+    fix = "set loadtest.max_p90_ms and loadtest.max_error_rate in config.yaml to what this model's users need"
+
+    def check(self, model: Model) -> bool | str:
+        """the load-test gate relies on defaults"""
+        loadtest = model.raw_config().get("loadtest") or {}
+        missing = [key for key in ("max_p90_ms", "max_error_rate") if key not in loadtest]
+        return f"missing {', '.join('loadtest.' + m for m in missing)}" if missing else True
+
+
+_ASSERT = re.compile(r"^\s*assert\s+(?!True\b)", re.MULTILINE)
+
+
+def _tests(model: Model, pattern: str, must_mention: str) -> bool | str:
+    files = sorted((model.folder / "tests").glob(pattern))
+    if not files:
+        return f"no tests/{pattern}"
+    text = "\n".join(f.read_text(encoding="utf-8") for f in files)
+    if must_mention not in text:
+        return f"tests/{pattern} never uses {must_mention!r}"
+    if len(_ASSERT.findall(text)) < 3:
+        return f"tests/{pattern} has fewer than 3 real asserts"
+    return True
+
+
+class MC003(Check):
+    """a service test exercises the API"""
+
+    fix = "keep tests/test_service.py from the template: it posts to /predict through the ASGI app"
+
+    def check(self, model: Model) -> bool | str:
+        """the service test is missing or trivial"""
+        return _tests(model, "test_service*.py", "/predict")
+
+
+class MC004(Check):
+    """a training test checks the model's quality"""
+
+    fix = "keep tests/test_train.py from the template: it asserts a minimum metric"
+
+    def check(self, model: Model) -> bool | str:
+        """the training test is missing or trivial"""
+        return _tests(model, "test_train*.py", "train")
+
+
+class MC005(Check):
+    """notebooks are stripped of outputs"""
+
+    fix = "run `make hooks` (nbstripout strips notebooks on commit) or `pre-commit run nbstripout --all-files`"
+
+    def check(self, model: Model) -> bool | str:
+        """a notebook has outputs or execution counts"""
+        for path in sorted(model.folder.rglob("*.ipynb")):
+            try:
+                cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+            except ValueError:
+                return f"{path.relative_to(model.folder)} is not valid JSON"
+            if any(c.get("outputs") or c.get("execution_count") is not None for c in cells):
+                return f"{path.relative_to(model.folder)} has outputs"
+        return True
+
+
+def _requirement_lines(text: str) -> list[str]:
+    return [
+        line.split("#", 1)[0].strip()
+        for line in text.splitlines()
+        if line.split("#", 1)[0].strip() and not line.strip().startswith(("-", ".", "/"))
+    ]
+
+
+class MC006(Check):
+    """requirements are pinned"""
+
+    fix = "pin every requirement with == (the bento is built offline from exactly these)"
+
+    def check(self, model: Model) -> bool | str:
+        """requirements.txt has unpinned packages"""
+        text = model.text("requirements.txt")
+        if text is None:
+            return "requirements.txt is missing"
+        loose = [line for line in _requirement_lines(text) if "==" not in line]
+        return f"not pinned: {', '.join(loose)}" if loose else True
+
+
+class MC007(Check):
+    """the shared/ library is a declared dependency"""
+
+    fix = "keep `-e ../../shared` in requirements.txt: it is how shared/ changes rebuild this model"
+
+    def check(self, model: Model) -> bool | str:
+        """requirements.txt does not declare shared/"""
+        return uses_shared(model.text("requirements.txt") or "") or "no `-e ../../shared` line"
+
+
+class MC008(Check):
+    """the load-test payload exists and is a valid request"""
+
+    fix = "keep sample_request.json (or loadtest.payload) as a valid body for POST /predict"
+
+    def check(self, model: Model) -> bool | str:
+        """the load-test payload is missing or invalid"""
+        payload = (model.raw_config().get("loadtest") or {}).get("payload", "sample_request.json")
+        text = model.text(str(payload))
+        if text is None:
+            return f"{payload} is missing"
+        try:
+            body = json.loads(text)
+        except ValueError as exc:
+            return f"{payload} is not JSON: {exc}"
+        if not isinstance(body, dict) or not body.get("instances"):
+            return f"{payload} has no 'instances' rows"
+        return True
+
+
+_SECRETS = {
+    "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    "AWS access key": re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
+    "Slack token": re.compile(r"\bxox[abprs]-[0-9A-Za-z-]{10,}"),
+    "Slack webhook": re.compile(r"hooks\.slack\.com/services/T[0-9A-Z]+/B[0-9A-Z]+/[0-9A-Za-z]+"),
+    "GitHub token": re.compile(r"\bgh[pousr]_[0-9A-Za-z]{30,}"),
+}
+
+
+class MC009(Check):
+    """no secrets in the model folder"""
+
+    fix = "remove the secret, rotate it, and read it from an environment variable instead"
+
+    def check(self, model: Model) -> bool | str:
+        """a file looks like it contains a secret"""
+        for path in sorted(p for p in model.folder.rglob("*") if p.is_file()):
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            for kind, pattern in _SECRETS.items():
+                if pattern.search(text):
+                    return f"{path.relative_to(model.folder)} contains a {kind}"
+        return True
+
+
+class MC010(Check):
+    """the model's files pass the repo's pre-commit hooks"""
+
+    severity = "warning"
+    fix = "run `pre-commit run --files models/MODEL/**` and commit what it fixes"
+
+    def check(self, model: Model) -> bool | str:
+        """pre-commit hooks fail on the model's files"""
+        paths = [
+            p
+            for p in sorted(model.folder.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts and ".pytest_cache" not in p.parts
+        ]
+        # Hooks fix files in place; doctor only reports, so every file is put back byte for byte
+        # (uncommitted work included) whatever the hooks did.
+        snapshot = {path: path.read_bytes() for path in paths}
+        try:
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pre_commit",
+                    "run",
+                    "--files",
+                    *(str(p.relative_to(model.repo_root)) for p in paths),
+                ],
+                cwd=model.repo_root,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        finally:
+            for path, content in snapshot.items():
+                if not path.exists() or path.read_bytes() != content:
+                    path.write_bytes(content)
+        if result.returncode == 0:
+            return True
+        failed = [line.split("..")[0].strip() for line in result.stdout.splitlines() if line.endswith("Failed")]
+        return f"failing hooks: {', '.join(failed) or result.stdout.strip()[-200:]}"
+
+
+CHECKS: tuple[type[Check], ...] = (MC001, MC002, MC003, MC004, MC005, MC006, MC007, MC008, MC009, MC010)
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    title: str
+    passed: bool
+    severity: str
+    reason: str
+    fix: str
+
+
+def run_checks(model: Model, checks: tuple[type[Check], ...] = CHECKS) -> list[Finding]:
+    findings = []
+    for cls in checks:
+        outcome = cls().check(model)
+        passed = outcome is True
+        reason = (
+            "" if passed else f"{cls.check.__doc__}: {outcome}" if isinstance(outcome, str) else str(cls.check.__doc__)
+        )
+        findings.append(
+            Finding(cls.__name__, str(cls.__doc__), passed, cls.severity, reason, "" if passed else cls.fix)
+        )
+    return findings

@@ -1,0 +1,93 @@
+"""Every doctor check has a passing and a failing case, on a real copy of the example model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from modelctl.doctor import CHECKS, Model, run_checks
+from tests.conftest import Cli
+
+MODEL = "iris_classifier"
+
+
+def _replace(relative: str, old: str, new: str) -> Callable[[Path], None]:
+    def mutate(folder: Path) -> None:
+        path = folder / relative
+        text = path.read_text()
+        assert old in text, (relative, old)
+        path.write_text(text.replace(old, new))
+
+    return mutate
+
+
+def _notebook_with_output(folder: Path) -> None:
+    path = folder / "notebooks" / f"{MODEL}.ipynb"
+    notebook = json.loads(path.read_text())
+    cell = next(c for c in notebook["cells"] if c["cell_type"] == "code")
+    cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["hi\n"]}]
+    cell["execution_count"] = 1
+    path.write_text(json.dumps(notebook, indent=1) + "\n")
+
+
+def _trivial_service_test(folder: Path) -> None:
+    (folder / "tests" / "test_service.py").write_text("def test_it():\n    assert True\n")
+
+
+def _no_training_test(folder: Path) -> None:
+    (folder / "tests" / "test_train.py").unlink()
+
+
+def _secret(folder: Path) -> None:
+    (folder / "settings.py").write_text('AWS_KEY = "AKIA' + "ABCDEFGHIJKLMNOP" + '"\n')
+
+
+def _hook_failure(folder: Path) -> None:
+    (folder / "helpers.py").write_text("def f():\n    return undefined_name\n")
+
+
+BREAK = {
+    "MC001": (_replace("config.yaml", "workers: 1", "workers: 0"), "serving.workers"),
+    "MC002": (_replace("config.yaml", "  max_p90_ms: 500\n", ""), "loadtest.max_p90_ms"),
+    "MC003": (_trivial_service_test, "never uses '/predict'"),
+    "MC004": (_no_training_test, "no tests/test_train*.py"),
+    "MC005": (_notebook_with_output, f"notebooks/{MODEL}.ipynb has outputs"),
+    "MC006": (_replace("requirements.txt", "numpy==2.4.6", "numpy>=2"), "not pinned: numpy>=2"),
+    "MC007": (_replace("requirements.txt", "-e ../../shared", ""), "no `-e ../../shared` line"),
+    "MC008": (_replace("sample_request.json", '"instances"', '"rows"'), "has no 'instances' rows"),
+    "MC009": (_secret, "settings.py contains a AWS access key"),
+    "MC010": (_hook_failure, "ruff check"),
+}
+
+
+def test_every_check_has_a_failing_case() -> None:
+    assert set(BREAK) == {c.__name__ for c in CHECKS}
+
+
+def test_the_example_model_passes_every_check(monorepo: Path) -> None:
+    findings = run_checks(Model(MODEL, monorepo / "models" / MODEL, monorepo))
+    assert [f.id for f in findings if not f.passed] == []
+
+
+@pytest.mark.parametrize("check_id", sorted(BREAK))
+def test_each_problem_is_flagged_with_reason_and_fix(monorepo: Path, check_id: str) -> None:
+    mutate, expected = BREAK[check_id]
+    folder = monorepo / "models" / MODEL
+    mutate(folder)
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    (finding,) = [f for f in run_checks(Model(MODEL, folder, monorepo)) if f.id == check_id]
+    assert not finding.passed
+    assert expected in finding.reason and finding.fix
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before, "doctor changes nothing"
+
+
+def test_cli_exit_codes(cli: Cli, monorepo: Path) -> None:
+    assert cli("doctor", MODEL, "--skip-hooks").assert_success()
+    _secret(monorepo / "models" / MODEL)
+    result = cli("doctor", "--json", "--skip-hooks")
+    assert result.code == 1
+    report = json.loads(result.out)[MODEL]
+    assert [f["id"] for f in report if not f["passed"]] == ["MC009"]
