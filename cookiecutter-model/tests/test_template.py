@@ -175,7 +175,8 @@ def _frameworks_to_run() -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", _frameworks_to_run())
-def test_baked_model_passes_its_own_tests_in_its_own_env(monorepo: Path, framework: str) -> None:
+def test_baked_model_passes_its_own_tests_and_fuzzing(monorepo: Path, framework: str) -> None:
+    """Bake -> the model's own tests in its own env -> train, build and fuzz it with modelctl: zero 5xx."""
     result = run(
         sys.executable,
         "-m",
@@ -189,6 +190,18 @@ def test_baked_model_passes_its_own_tests_in_its_own_env(monorepo: Path, framewo
         cwd=monorepo,
     )
     assert result.returncode == 0, result.stderr
-    tox = run(sys.executable, "-m", "tox", "run", "-e", f"model-fresh_{framework}", cwd=monorepo)
+    slug = f"fresh_{framework}"
+    tox = run(
+        sys.executable, "-m", "tox", "--workdir", str(monorepo / ".tox"), "run", "-e", f"model-{slug}", cwd=monorepo
+    )
     assert tox.returncode == 0, tox.stdout[-4000:] + tox.stderr[-2000:]
     assert " passed" in tox.stdout
+
+    shutil.copytree(TEMPLATE, monorepo / "cookiecutter-model", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "MODELCTL_ROOT": str(monorepo), "MODELCTL_STATE_DIR": str(monorepo / ".state")}
+    env.pop("BENTOML_HOME", None)
+    modelctl = [sys.executable, "-m", "modelctl.main"]
+    for command in (["train", slug], ["build", slug], ["fuzz", slug, "--examples", "20"]):
+        step = subprocess.run([*modelctl, *command], cwd=monorepo, capture_output=True, text=True, env=env, check=False)
+        assert step.returncode == 0, f"modelctl {' '.join(command)}:\n{step.stdout[-3000:]}\n{step.stderr[-3000:]}"
+    assert "5xx responses: 0" in step.stdout and "### Fuzz PASS" in step.stdout
