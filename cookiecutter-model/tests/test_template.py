@@ -32,6 +32,7 @@ EXPECTED_FILES = {
     "service.py",
     "locustfile.py",
     "sample_request.json",
+    "queries/training.sql",
     "notebooks/{slug}.ipynb",
     "tests/conftest.py",
     "tests/test_train.py",

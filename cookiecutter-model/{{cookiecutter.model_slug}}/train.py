@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,10 @@ from api_schema import CLASS_NAMES, FEATURES
 
 SEED = 42
 HOLDOUT = 0.25
+# Fresh data for (re)training: the query in queries/training.sql, run against this SQLAlchemy URL
+# (e.g. sqlite:////data/{{ cookiecutter.model_slug }}.db). Unset: the dataset that ships with scikit-learn.
+DATA_URL_ENV = "{{ cookiecutter.model_slug.upper() }}_DATA_URL"
+QUERY = Path(__file__).resolve().parent / "queries" / "training.sql"
 
 
 @dataclass(frozen=True)
@@ -51,13 +56,40 @@ class Dataset:
 
 
 def load_data() -> Dataset:
-    """The training data. Replace with your own source; keep the columns of api_schema.FEATURES."""
+    """The training data: SQL when ${{ cookiecutter.model_slug.upper() }}_DATA_URL is set, else the packaged dataset."""
+    url = os.environ.get(DATA_URL_ENV)
+    if url:
+        return load_sql(url)
 {%- if cookiecutter.__dataset == "iris" %}
     features, target = load_iris(return_X_y=True)
 {%- else %}
     features, target = load_wine(return_X_y=True)
 {%- endif %}
     return Dataset(np.asarray(features, dtype=np.float64), np.asarray(target, dtype=np.int64))
+
+
+def load_sql(url: str, query: Path = QUERY) -> Dataset:
+    """Rows of ``query`` at ``url``: a column per feature (api_schema.FEATURES) and `target`."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text(query.read_text(encoding="utf-8"))).mappings().all()
+    finally:
+        engine.dispose()
+    if not rows:
+        raise ValueError(f"{query.name} returned no rows from {url}")
+    missing = [column for column in (*FEATURES, "target") if column not in rows[0]]
+    if missing:
+        raise ValueError(f"{query.name} must return columns {[*FEATURES, 'target']}; missing {missing}")
+    features = np.array([[row[f] for f in FEATURES] for row in rows], dtype=np.float64)
+    target = np.array([row["target"] for row in rows], dtype=np.int64)
+    if not np.isfinite(features).all():
+        raise ValueError(f"{query.name} returned NaN or infinite feature values")
+    if not set(target.tolist()) <= set(range(len(CLASS_NAMES))):
+        raise ValueError(f"{query.name} returned targets outside 0..{len(CLASS_NAMES) - 1}")
+    return Dataset(features, target)
 
 
 def split(data: Dataset, seed: int = SEED) -> tuple[Dataset, Dataset]:

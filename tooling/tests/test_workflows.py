@@ -31,7 +31,7 @@ def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_there_are_workflows() -> None:
-    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "deploy.yml"}
+    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "deploy.yml", "retrain.yml"}
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -166,3 +166,38 @@ def test_deploy_has_one_approval_before_production() -> None:
         assert any("download-artifact" in str(s.get("uses")) for s in job_steps)
         assert any("--bento-file" in s.get("run", "") for s in job_steps), "deploy the exact tested file"
     assert "notify" in jobs and jobs["notify"]["if"].startswith("always()")
+
+
+def test_retrain_cron_entries_cover_every_model_schedule() -> None:
+    from datetime import timedelta
+
+    from modelctl.repo import Repo
+    from modelctl.retrain import schedule_covered
+
+    workflow = load("retrain.yml")
+    crons = [entry["cron"] for entry in workflow["on"]["schedule"]]
+    assert "--window 90" in steps(workflow)[-1]["run"]
+    repo = Repo(ROOT)
+    for name in repo.model_names():
+        schedule = repo.config(name).retrain.schedule
+        if schedule is not None:
+            missed = schedule_covered(schedule, crons, timedelta(minutes=90))
+            assert missed is None, f"{name}: {schedule} fires at {missed} and retrain.yml has no run for it"
+
+
+def test_schedule_coverage_can_fail() -> None:
+    from datetime import timedelta
+
+    from modelctl.retrain import schedule_covered
+
+    assert schedule_covered("0 3 * * 1", ["0 3 * * 1"], timedelta(minutes=90)) is None
+    assert schedule_covered("0 3 * * 1", ["0 * * * *"], timedelta(minutes=90)) is None
+    assert schedule_covered("0 3 * * 1", ["0 4 * * 2"], timedelta(minutes=90)) is not None
+    assert schedule_covered("30 3 * * *", ["0 3 * * *"], timedelta(minutes=20)) is not None
+
+
+def test_retrain_can_dispatch_deploy() -> None:
+    job = load("retrain.yml")["jobs"]["retrain"]
+    assert job["permissions"] == {"contents": "read", "actions": "write"}
+    assert job["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
+    assert "candidate" in load("deploy.yml")["on"]["workflow_dispatch"]["inputs"]

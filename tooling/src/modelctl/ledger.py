@@ -15,7 +15,7 @@ import os
 import socket
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +66,59 @@ def triggered_by() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+@contextmanager
+def locked(directory: Path, name: str) -> Iterator[None]:
+    """An exclusive lock on ``name`` in ``directory`` (held across read-modify-write)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def atomic_write_json(target: Path, payload: object) -> None:
+    """Write ``payload`` to a temp file, fsync it and rename it over ``target``: never a torn file."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(payload, indent=2) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RetrainLog:
+    """Every retraining run per model (scores, decision, versions), next to the release ledger."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, model: str) -> Path:
+        return self.directory / f"{model}.retrain.json"
+
+    def records(self, model: str) -> list[dict[str, Any]]:
+        path = self.path(model)
+        if not path.exists():
+            return []
+        try:
+            return list(json.loads(path.read_text(encoding="utf-8"))["runs"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise LedgerError(f"{path} is unreadable ({exc}); restore it from backup") from exc
+
+    def append(self, model: str, run: dict[str, Any]) -> dict[str, Any]:
+        with locked(self.directory, f"{model}.retrain"):
+            runs = self.records(model)
+            run = {"at": now(), "triggered_by": triggered_by(), **run}
+            runs.append(run)
+            atomic_write_json(self.path(model), {"model": model, "runs": runs})
+        return run
+
+
 class Ledger:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -83,15 +136,8 @@ class Ledger:
             raise LedgerError(f"{path} is unreadable ({exc}); restore it from backup before deploying") from exc
         return [Record(**item) for item in data.get("records", [])]
 
-    @contextmanager
-    def _locked(self, model: str) -> Iterator[None]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / f".{model}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _locked(self, model: str) -> AbstractContextManager[None]:
+        return locked(self.directory, model)
 
     def append(self, record: Record) -> Record:
         with self._locked(record.model):
@@ -105,18 +151,7 @@ class Ledger:
         return record
 
     def _write(self, model: str, records: list[Record]) -> None:
-        target = self.path(model)
-        payload = json.dumps({"model": model, "records": [asdict(r) for r in records]}, indent=2) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{model}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_json(self.path(model), {"model": model, "records": [asdict(r) for r in records]})
 
     def live(self, model: str, env: str) -> Record | None:
         """The record of what is live in ``env``: the last deploy, rollback or undeploy there."""

@@ -20,6 +20,7 @@ from modelctl.commands import (
     new,
     notify,
     pipeline,
+    retrain,
     serve,
     train,
     validate,
@@ -41,6 +42,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     fuzz,
     deploy,
     pipeline,
+    retrain,
     notify,
 )
 

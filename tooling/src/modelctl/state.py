@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelctl.ledger import Ledger
+from modelctl.ledger import Ledger, RetrainLog
 from modelctl.repo import Repo
 
 
@@ -27,6 +27,10 @@ class State:
     @property
     def ledger(self) -> Ledger:
         return Ledger(self.root / "ledger")
+
+    @property
+    def retrain_log(self) -> RetrainLog:
+        return RetrainLog(self.root / "ledger")
 
     def gate_file(self, bento: str) -> Path:
         """Where the passing load-test summary of ``bento`` is kept (deploy refuses bentos without one)."""

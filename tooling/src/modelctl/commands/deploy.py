@@ -62,7 +62,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def in_ci() -> bool:
-    return os.environ.get("GITHUB_ACTIONS") == "true" or os.environ.get("CI") == "true"
+    """In a GitHub Actions job, where the `production` environment's approval stands before deploys."""
+    return os.environ.get("GITHUB_ACTIONS") == "true"
 
 
 def _bentoml(repo: Repo, model: str, *args: str) -> subprocess.CompletedProcess[str]:
