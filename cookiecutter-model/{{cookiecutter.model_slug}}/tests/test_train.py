@@ -45,8 +45,10 @@ def test_sql_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with engine.begin() as connection:
         connection.execute(text(f"CREATE TABLE {model_io.NAME}_training ({columns}, target INTEGER)"))
         placeholders = ", ".join(f":{name}" for name in (*FEATURES, "target"))
-        rows = [{**dict(zip(FEATURES, map(float, x), strict=True)), "target": int(y)}
-                for x, y in zip(packaged.features, packaged.target, strict=True)]
+        rows = [
+            {**dict(zip(FEATURES, map(float, x), strict=True)), "target": int(y)}
+            for x, y in zip(packaged.features, packaged.target, strict=True)
+        ]
         connection.execute(text(f"INSERT INTO {model_io.NAME}_training VALUES ({placeholders})"), rows)
     engine.dispose()
     monkeypatch.setenv(train.DATA_URL_ENV, url)
