@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelctl import procs
+from modelctl.console import err
 from modelctl.envs import model_python
+from modelctl.errors import UsageError
 from modelctl.repo import Repo
 from modelctl.state import State
 
@@ -45,6 +47,18 @@ def start(repo: Repo, model: str, bento: str, port: int, log: Path, ready_timeou
         raise
     running.workers = procs.descendants(proc.pid)
     return running
+
+
+def start_or_use(repo: Repo, model: str, url: str | None, bento: str | None, log: Path) -> Running | None:
+    """None when ``url`` is given (a server someone else runs); else ``bento`` (default: the newest built)
+    started on a free loopback port. The caller stops what this returns."""
+    if url is not None:
+        return None
+    bento = bento or latest_bento(repo, model)
+    if bento is None:
+        raise UsageError(f"no bento of {model} is built; run `modelctl build {model}` (or pass --url)")
+    err.print(f"starting {bento} on a free loopback port ...", markup=False)
+    return start(repo, model, bento, procs.free_port(), log)
 
 
 def latest_bento(repo: Repo, model: str) -> str | None:

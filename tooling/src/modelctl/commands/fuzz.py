@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from modelctl import bentos, procs
+from modelctl import bentos
 from modelctl.commands.loadtest import report_dir
 from modelctl.console import err, out
-from modelctl.errors import ModelctlError, UsageError
+from modelctl.errors import ModelctlError
 from modelctl.fuzz import FuzzResult, fuzz
 from modelctl.notify import append_step_summary
 from modelctl.repo import Repo, find_repo
@@ -58,15 +58,11 @@ def run_fuzz(
     config = repo.config(model)
     sample = json.loads((repo.model_dir(model) / config.loadtest.payload).read_text())
     reports = report_dir(repo, model)
-    running = None
+    running = bentos.start_or_use(repo, model, url, bento, reports / "server.log")
     pids: list[int] = []
-    if url is None:
-        bento = bento or bentos.latest_bento(repo, model)
-        if bento is None:
-            raise UsageError(f"no bento of {model} is built; run `modelctl build {model}` (or pass --url)")
-        err.print(f"starting {bento} on a free loopback port ...", markup=False)
-        running = bentos.start(repo, model, bento, procs.free_port(), reports / "server.log")
+    if running is not None:
         url, pids = running.url, [running.pid, *running.workers]
+    assert url is not None
     err.print(f"fuzzing {url}: hostile cases + {examples} schemathesis examples per operation and mode", markup=False)
     try:
         result = fuzz(url, sample, config.serving.max_request_bytes, config.serving.max_rows, examples, pids)

@@ -13,7 +13,7 @@ from pathlib import Path
 from modelctl import bentos, procs
 from modelctl.console import err, out
 from modelctl.envs import model_python, runtime_script
-from modelctl.errors import ModelctlError, UsageError
+from modelctl.errors import ModelctlError
 from modelctl.gate import GateBreachedError, Verdict, evaluate, markdown, read_summary
 from modelctl.notify import append_step_summary
 from modelctl.repo import Repo, find_repo
@@ -56,14 +56,10 @@ def run_loadtest(
     seconds = duration or settings.duration_s
     python = model_python(repo, model)
     reports = report_dir(repo, model)
-    running: bentos.Running | None = None
-    if url is None:
-        bento = bento or bentos.latest_bento(repo, model)
-        if bento is None:
-            raise UsageError(f"no bento of {model} is built; run `modelctl build {model}` (or pass --url)")
-        err.print(f"starting {bento} on a free loopback port ...", markup=False)
-        running = bentos.start(repo, model, bento, procs.free_port(), reports / "server.log")
-        url = running.url
+    running = bentos.start_or_use(repo, model, url, bento, reports / "server.log")
+    if running is not None:
+        url, bento = running.url, running.bento
+    assert url is not None
     cmd = [
         str(python),
         "-m",
