@@ -29,8 +29,8 @@ hooks: $(STAMP) ## install the git pre-commit hook
 lint: $(STAMP) ## run every pre-commit hook on all files
 	$(BIN)/tox run -e lint
 
-test: $(STAMP) ## everything CI runs: lint, shared, tooling, template, every model env
-	$(BIN)/tox run -e lint,shared,tooling,template
+test: $(STAMP) ## everything CI runs: lint, shared, tooling, template, airflow, every model env
+	$(BIN)/tox run -e lint,shared,tooling,template,airflow
 	$(BIN)/tox run -m models
 
 test-models: $(STAMP) ## every model's own tests, each in its own env

@@ -8,23 +8,19 @@ deploy.yml) -> notify. A failing step leaves the live model in place and exits n
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import tempfile
+import shutil
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+from modelctl import retrain_steps as steps
 from modelctl.commands.build import run_build
 from modelctl.commands.deploy import in_ci, run_deploy
 from modelctl.commands.fuzz import run_fuzz
 from modelctl.commands.loadtest import run_loadtest
 from modelctl.console import err, out
-from modelctl.envs import model_python, runtime_script
 from modelctl.errors import ModelctlError, UsageError
-from modelctl.notify import Message, notify
 from modelctl.repo import Repo, find_repo
-from modelctl.retrain import decide, dispatch_deploy, is_due
+from modelctl.retrain import dispatch_deploy, is_due
 from modelctl.state import State
 
 
@@ -52,71 +48,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=lambda a: retrain_command(find_repo(), a.model, a.dry_run, a.env, a.due, a.at, a.window))
 
 
-def _step(repo: Repo, model: str, champion: str | None, save: bool) -> dict[str, Any]:
-    python = model_python(repo, model)
-    with tempfile.TemporaryDirectory(prefix="modelctl-retrain-") as tmp:
-        spec = Path(tmp) / "spec.json"
-        spec.write_text(json.dumps({"champion": champion, "save": save}))
-        result = subprocess.run(
-            [str(python), str(runtime_script("retrain_step.py")), str(spec)],
-            cwd=repo.model_dir(model),
-            env=State.of(repo).env(),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    try:
-        data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        data = {"failed_step": "extract", "reason": f"exit {result.returncode}: {result.stderr.strip()[-400:]}"}
-    return data
-
-
 def run_retrain(repo: Repo, model: str, dry_run: bool = False, env: str = "staging") -> dict[str, Any]:
     repo.resolve([model])
-    config = repo.config(model)
     state = State.of(repo)
-    live = state.ledger.live(model, env)
-    champion = live.model_tag if live else None
+    champion = steps.champion_of(repo, model, env)
     record: dict[str, Any] = {"model": model, "env": env, "champion": champion, "dry_run": dry_run}
-
-    def failed(step: str, reason: str) -> RetrainError:
-        record.update(decision="failed", failed_step=step, reason=reason)
-        state.retrain_log.append(model, record)
-        notify(
-            Message(
-                title=f"retrain {model} failed at {step}",
-                model=model,
-                env=env,
-                verdict="failed",
-                facts={"step": step, "reason": reason, "live": champion or "-"},
-                channel=config.notify.slack_channel,
-            )
-        )
-        return RetrainError(f"retrain of {model} failed at {step}: {reason}; the live model is unchanged")
-
+    folder = steps.run_dir(repo, model, datetime.now(UTC).strftime("manual-%Y%m%dT%H%M%S%f"))
     err.print(f"retrain {model}: extract, train, evaluate (champion: {champion or 'none'})", markup=False)
-    step = _step(repo, model, champion, save=not dry_run)
-    if "failed_step" in step:
-        raise failed(step["failed_step"], step["reason"])
-    decision = decide(config, step["candidate_metrics"], step.get("champion_metrics"))
+    try:
+        record["rows"] = steps.extract(repo, model, folder)
+        candidate = steps.train_candidate(repo, model, folder)
+        evaluation = steps.evaluate(repo, model, folder, candidate, champion)
+    except steps.RetrainStepError as exc:
+        raise _failed(repo, model, env, record, exc.step, exc.reason) from exc
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     record.update(
-        candidate=step.get("candidate"),
-        rows=step.get("rows"),
-        metric=config.retrain.metric,
-        candidate_metrics=step["candidate_metrics"],
-        champion_metrics=step.get("champion_metrics"),
-        reason=decision.reason,
+        {k: evaluation[k] for k in ("candidate", "candidate_metrics", "reason")},
+        champion_metrics=evaluation.get("champion_metrics"),
+        metric=repo.config(model).retrain.metric,
     )
     if dry_run:
-        record["decision"] = "would promote" if decision.promote else "would keep champion"
-    elif not decision.promote:
+        record["decision"] = "would promote" if evaluation["promote"] else "would keep champion"
+    elif not evaluation["promote"]:
         record["decision"] = "kept champion"
     elif in_ci():
         try:
-            record["dispatched"] = dispatch_deploy(model, step["candidate"])
+            record["dispatched"] = dispatch_deploy(model, candidate)
         except ModelctlError as exc:
-            raise failed("promote", str(exc)) from exc
+            raise _failed(repo, model, env, record, "promote", str(exc)) from exc
         record["decision"] = "promoted: deploy.yml dispatched"
     else:
         try:
@@ -129,25 +89,18 @@ def run_retrain(repo: Repo, model: str, dry_run: bool = False, env: str = "stagi
                 raise RetrainError("fuzz: " + "; ".join(fuzzed.problems()))
             deployed = run_deploy(repo, model, env, bento=bento, yes=True)
         except ModelctlError as exc:
-            raise failed("promote", str(exc).splitlines()[0]) from exc
+            raise _failed(repo, model, env, record, "promote", str(exc).splitlines()[0]) from exc
         record.update(decision=f"promoted: v{deployed.version} live", bento=bento, url=deployed.url)
     state.retrain_log.append(model, record)
-    champion_score = "-" if decision.champion is None else f"{decision.champion:.4f}"
-    notify(
-        Message(
-            title=f"retrain {model}: {record['decision']}",
-            model=model,
-            env=env,
-            verdict=record["decision"],
-            facts={
-                f"candidate {config.retrain.metric}": f"{decision.candidate:.4f}",
-                f"champion {config.retrain.metric}": champion_score,
-                "why": decision.reason,
-            },
-            channel=config.notify.slack_channel,
-        )
-    )
+    steps.announce(repo, model, env, evaluation, record["decision"])
     return record
+
+
+def _failed(repo: Repo, model: str, env: str, record: dict[str, Any], step: str, reason: str) -> RetrainError:
+    record.update(decision="failed", failed_step=step, reason=reason)
+    State.of(repo).retrain_log.append(model, record)
+    steps.alert(repo, model, env, step, reason)
+    return RetrainError(f"retrain of {model} failed at {step}: {reason}; the live model is unchanged")
 
 
 def due_models(repo: Repo, at: datetime, window: timedelta) -> list[str]:

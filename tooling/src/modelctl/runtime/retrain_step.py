@@ -1,9 +1,11 @@
-"""Extract -> train a candidate -> evaluate candidate and champion on the same fresh holdout.
+"""One phase of retraining, run with the model's python in the model folder.
 
-    python retrain_step.py SPEC.json      (in the model folder, with the model's python)
+    python retrain_step.py SPEC.json
 
-SPEC: {"champion": tag or null, "save": bool}. Prints one JSON line: candidate and champion metrics,
-the candidate's tag when saved, or {"failed_step", "reason"} (exit 5) when a step fails.
+SPEC: {"phase": "extract" | "train" | "evaluate", "run_dir": path, "candidate": tag, "champion": tag or null}.
+extract saves fresh data to RUN_DIR/data.npz; train fits on its training split and saves a candidate
+version; evaluate scores candidate and champion on the same holdout. Prints one JSON line, or
+{"failed_step", "reason"} with exit 5.
 """
 
 from __future__ import annotations
@@ -12,39 +14,44 @@ import json
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 
-def fail(step: str, exc: BaseException) -> int:
-    print(json.dumps({"failed_step": step, "reason": f"{type(exc).__name__}: {exc}"}))
-    traceback.print_exc(file=sys.stderr)
-    return 5
+def run(spec: dict[str, Any]) -> dict[str, Any]:
+    import bentoml
+    import numpy as np
+
+    import model_io
+    import train
+
+    data_file = Path(spec["run_dir"]) / "data.npz"
+    if spec["phase"] == "extract":
+        data = train.load_data()
+        np.savez(data_file, features=data.features, target=data.target)
+        return {"rows": int(len(data.target))}
+    with np.load(data_file) as saved:
+        data = train.Dataset(saved["features"], saved["target"])
+    train_set, holdout = train.split(data)
+    if spec["phase"] == "train":
+        candidate = train.fit(train.build_model(), train_set)
+        metrics = train.evaluate(candidate, holdout)
+        labels = {"framework": "retrain", "git_commit": train.git_commit(), "stage": "candidate"}
+        return {"candidate": model_io.save(candidate, metrics, labels)}
+    result = {"candidate_metrics": train.evaluate(model_io.load(bentoml.models.get(spec["candidate"])), holdout)}
+    if spec.get("champion"):
+        result["champion_metrics"] = train.evaluate(model_io.load(bentoml.models.get(spec["champion"])), holdout)
+    return result
 
 
 def main(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
     sys.path.insert(0, str(Path.cwd()))
-    step = "extract"
     try:
-        import bentoml
-
-        import model_io
-        import train
-
-        data = train.load_data()
-        train_set, holdout = train.split(data)
-        step = "train"
-        candidate = train.fit(train.build_model(), train_set)
-        step = "evaluate"
-        result = {"rows": int(len(data.target)), "candidate_metrics": train.evaluate(candidate, holdout)}
-        if spec.get("champion"):
-            champion = model_io.load(bentoml.models.get(spec["champion"]))
-            result["champion_metrics"] = train.evaluate(champion, holdout)
-        if spec.get("save"):
-            step = "save"
-            labels = {"framework": "retrain", "git_commit": train.git_commit(), "stage": "candidate"}
-            result["candidate"] = model_io.save(candidate, result["candidate_metrics"], labels)
-    except Exception as exc:  # noqa: BLE001 - any failure is reported with its step
-        return fail(step, exc)
+        result = run(spec)
+    except Exception as exc:  # noqa: BLE001 - any failure is reported with its phase
+        print(json.dumps({"failed_step": spec["phase"], "reason": f"{type(exc).__name__}: {exc}"}))
+        traceback.print_exc(file=sys.stderr)
+        return 5
     print(json.dumps(result))
     return 0
 
