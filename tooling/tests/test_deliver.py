@@ -330,15 +330,35 @@ def test_containerize_without_docker_fails_clearly(repo: Repo, gated: tuple[str,
 DATA_ENV = "IRIS_CLASSIFIER_DATA_URL"
 
 
-def make_db(path: Path, shuffled: bool) -> str:
-    """A SQLite copy of the iris data (labels shuffled: a poor model) in the table the template queries."""
+def packaged_rows(repo: Repo) -> list[list[float]]:
+    """The model's packaged training rows (features + target), read in the model's own environment."""
+    import subprocess
+
+    from modelctl.envs import model_python
+
+    script = (
+        "import json, train; d = train.load_data(); "
+        "print(json.dumps([[*map(float, x), int(y)] for x, y in zip(d.features, d.target)]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != DATA_ENV}
+    result = subprocess.run(
+        [str(model_python(repo, MODEL)), "-c", script],
+        cwd=repo.model_dir(MODEL),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def make_db(repo: Repo, path: Path, shuffled: bool) -> str:
+    """A SQLite copy of the model's data (labels shuffled: a poor model) in the table the template queries."""
     import random
     import sqlite3
 
-    from sklearn.datasets import load_iris
-
-    features, target = load_iris(return_X_y=True)
-    labels = [int(t) for t in target]
+    rows = packaged_rows(repo)
+    labels = [int(row[-1]) for row in rows]
     if shuffled:
         random.Random(1).shuffle(labels)
     with sqlite3.connect(path) as connection:
@@ -348,7 +368,7 @@ def make_db(path: Path, shuffled: bool) -> str:
         )
         connection.executemany(
             f"INSERT INTO {MODEL}_training VALUES (?, ?, ?, ?, ?)",
-            [(*map(float, row), label) for row, label in zip(features, labels, strict=True)],
+            [(*row[:-1], label) for row, label in zip(rows, labels, strict=True)],
         )
     return f"sqlite:///{path}"
 
@@ -357,12 +377,12 @@ def test_retrain_promotes_a_better_candidate(repo: Repo, tmp_path: Path, monkeyp
     from modelctl.commands.retrain import run_retrain
     from tests.stand_ins import http_stand_in
 
-    monkeypatch.setenv(DATA_ENV, make_db(tmp_path / "noisy.db", shuffled=True))
+    monkeypatch.setenv(DATA_ENV, make_db(repo, tmp_path / "noisy.db", shuffled=True))
     champion_tag, champion_bento = trained_built_gated(repo)
     champion = run_deploy(repo, MODEL, "production", bento=champion_bento, yes=True)
     assert served_model(champion.url) == champion_tag
 
-    monkeypatch.setenv(DATA_ENV, make_db(tmp_path / "clean.db", shuffled=False))
+    monkeypatch.setenv(DATA_ENV, make_db(repo, tmp_path / "clean.db", shuffled=False))
     with http_stand_in([]) as slack:
         monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
         record = run_retrain(repo, MODEL, env="production")
@@ -382,7 +402,7 @@ def test_retrain_keeps_a_champion_that_is_not_beaten(
     from modelctl.commands.retrain import run_retrain
     from tests.stand_ins import http_stand_in
 
-    monkeypatch.setenv(DATA_ENV, make_db(tmp_path / "clean.db", shuffled=False))
+    monkeypatch.setenv(DATA_ENV, make_db(repo, tmp_path / "clean.db", shuffled=False))
     before = State.of(repo).ledger.live(MODEL, "production")
     with http_stand_in([]) as slack:
         monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
@@ -414,7 +434,7 @@ def test_retrain_in_ci_dispatches_the_deploy_workflow(
     from modelctl.commands.retrain import run_retrain
     from tests.stand_ins import http_stand_in
 
-    monkeypatch.setenv(DATA_ENV, make_db(tmp_path / "clean.db", shuffled=False))
+    monkeypatch.setenv(DATA_ENV, make_db(repo, tmp_path / "clean.db", shuffled=False))
     before = State.of(repo).ledger.live(MODEL, "production")
     for key, value in {
         "GITHUB_ACTIONS": "true",
