@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Cli
 
 
@@ -34,12 +36,7 @@ def test_malformed_yaml_is_exit_2_with_file_and_line(cli: Cli, monorepo: Path) -
     assert len(result.err.strip().splitlines()) == 1
 
 
-def test_outside_a_monorepo_is_exit_2(cli: Cli, tmp_path: Path, monkeypatch: object) -> None:
-    import os
-
-    os.environ["MODELCTL_ROOT"] = str(tmp_path / "elsewhere")
-    try:
-        result = cli("list")
-    finally:
-        del os.environ["MODELCTL_ROOT"]
+def test_outside_a_monorepo_is_exit_2(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELCTL_ROOT", str(tmp_path / "elsewhere"))
+    result = cli("list")
     assert result.code == 2 and "not inside a model monorepo" in result.err
