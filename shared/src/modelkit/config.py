@@ -71,7 +71,9 @@ class Serving(_Section):
     # nothing is sampled (see ../shared/notes/facts.md); on keeps spans + X-BentoML-Request-ID.
     tracing: bool = False
     metrics: bool = True
-    access_log: bool = True
+    # Off by default: a log line per request cost BentoML 1.29x -> 0.91x of the FastAPI baseline's
+    # throughput (bench/serving.py); /metrics still counts every request. Turn on to debug.
+    access_log: bool = False
 
 
 class LoadTest(_Section):
