@@ -13,7 +13,7 @@ from modelctl.envs import model_python, runtime_script
 from modelctl.errors import ModelctlError
 from modelctl.notify import Message, notify
 from modelctl.repo import Repo
-from modelctl.retrain import Decision, decide
+from modelctl.retrain import decide
 from modelctl.state import State
 
 
@@ -111,16 +111,3 @@ def alert(repo: Repo, model: str, env: str, step: str, reason: str) -> None:
             channel=repo.config(model).notify.slack_channel,
         )
     )
-
-
-__all__ = [
-    "Decision",
-    "RetrainStepError",
-    "alert",
-    "announce",
-    "champion_of",
-    "evaluate",
-    "extract",
-    "run_dir",
-    "train_candidate",
-]

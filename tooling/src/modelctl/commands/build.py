@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 from modelctl.console import err, out
 from modelctl.envs import model_python, runtime_script
@@ -110,8 +109,3 @@ def build(repo: Repo, model: str) -> int:
     out.print(built.bento, markup=False)
     err.print(f"model {built.model_tag}", markup=False)
     return 0
-
-
-def store_path(repo: Repo, bento: str) -> Path:
-    name, _, version = bento.partition(":")
-    return State.of(repo).bentoml_home / "bentos" / name / version
