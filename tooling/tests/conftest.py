@@ -1,7 +1,12 @@
-"""Fixtures: a temp copy of the monorepo as a real git repository, and an in-process CLI runner."""
+"""Fixtures: a temp monorepo as a real git repository, and an in-process CLI runner.
+
+Platform tests never read the live ``models/`` folder: a monorepo copy holds the example model
+baked fresh from the template, so adding models to this repository never changes what they see.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -13,11 +18,11 @@ import pytest
 from modelctl.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
-# What a monorepo copy needs for modelctl, pre-commit and tox to behave as in the real one.
+# What a monorepo copy needs for modelctl, pre-commit and tox to behave as in the real one
+# (models are baked from the template, not copied).
 COPY = (
     "cookiecutter-model",
     "shared",
-    "models",
     "tooling/src",
     "tooling/run_modelctl.py",
     "tox.ini",
@@ -35,20 +40,42 @@ def git(cwd: Path, *args: str) -> str:
     return result.stdout
 
 
+# Like a GitHub-hosted runner: no global or system git configuration. The identity the test
+# repositories commit with is set here, for the whole session (module- and session-scoped
+# fixtures commit too), never taken from the machine.
+TEST_GIT_ENV = {
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:  # noqa: ARG001 - pytest's hook signature
+    os.environ.update(TEST_GIT_ENV)
+    os.environ.pop("MODELCTL_ROOT", None)
+
+
 @pytest.fixture(autouse=True)
-def _git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var, value in {
-        "GIT_AUTHOR_NAME": "Test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "Test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-    }.items():
-        monkeypatch.setenv(var, value)
+def _no_root_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MODELCTL_ROOT", raising=False)
 
 
+def bake_example(models_dir: Path, **answers: str) -> Path:
+    """Bake a model from this checkout's template into ``models_dir`` (default answers: the example model)."""
+    from cookiecutter.main import cookiecutter
+
+    models_dir.mkdir(parents=True, exist_ok=True)
+    return Path(
+        cookiecutter(str(ROOT / "cookiecutter-model"), output_dir=str(models_dir), no_input=True, extra_context=answers)
+    )
+
+
 def copy_monorepo(repo: Path) -> Path:
-    """Copy this monorepo's template, shared library, models and configs to ``repo`` and commit them."""
+    """Copy this monorepo's template, shared library and configs to ``repo``, bake the example model
+    (`iris_classifier`) from the template, and commit it all."""
     for item in COPY:
         source = ROOT / item
         if source.is_dir():
@@ -58,7 +85,10 @@ def copy_monorepo(repo: Path) -> Path:
             shutil.copy2(source, repo / item)
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "initial")
+    git(repo, "commit", "-q", "-m", "platform")
+    bake_example(repo / "models")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "example model")
     return repo
 
 

@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 
 Framework = Literal["sklearn", "xgboost", "lightgbm", "pytorch"]
+Task = Literal["classification", "regression"]
 Target = Literal["local", "kubernetes", "bentocloud"]
 EnvName = Literal["staging", "production"]
+
+# The one source of these lists: everything else (template rules, CLI choices, tests) derives from them.
+FRAMEWORKS: tuple[str, ...] = get_args(Framework)
+TASKS: tuple[str, ...] = get_args(Task)
+TARGETS: tuple[str, ...] = get_args(Target)
+ENVIRONMENTS: tuple[str, ...] = get_args(EnvName)
 
 _SLUG = r"^[a-z][a-z0-9_]{0,39}$"
 _CPU = r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$"
@@ -106,6 +113,8 @@ class Scaling(_Section):
 
 class Environment(_Section):
     approval: bool = False
+    # BentoCloud deployments require an API token (access_authorization) unless this opts out.
+    public: bool = False
 
 
 def _default_environments() -> dict[EnvName, Environment]:
@@ -124,6 +133,16 @@ class BentoCloud(_Section):
     cluster: str | None = None
 
 
+class Watch(_Section):
+    """After a deploy, watch the live version; breach a limit and it is rolled back automatically."""
+
+    duration_s: Annotated[int, Field(ge=0, le=86_400)] = 30  # 0 turns the watch off
+    interval_s: Annotated[float, Field(gt=0, le=600)] = 5.0
+    min_requests: Annotated[int, Field(ge=0)] = 20  # fewer requests than this: the rates are not judged
+    max_5xx_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
+    max_p90_ms: Annotated[float, Field(gt=0)] | None = None  # default: loadtest.max_p90_ms
+
+
 class Deploy(_Section):
     targets: Annotated[list[Target], Field(min_length=1)] = ["local"]
     environments: dict[EnvName, Environment] = Field(default_factory=_default_environments)
@@ -132,6 +151,7 @@ class Deploy(_Section):
     instance_type: str | None = None
     kubernetes: Kubernetes = Kubernetes()
     bentocloud: BentoCloud = BentoCloud()
+    watch: Watch = Watch()
 
     @field_validator("targets")
     @classmethod
@@ -163,9 +183,12 @@ def _check_cron(expr: str) -> str:
 
 class Retrain(_Section):
     schedule: str | None = None
+    # Default per task (see DEFAULT_METRIC): accuracy/maximize for classification, rmse/minimize for regression.
     metric: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")] = "accuracy"
     direction: Literal["maximize", "minimize"] = "maximize"
     min_improvement: Annotated[float, Field(ge=0)] = 0.005
+    # An absolute floor (a ceiling when direction is minimize) every candidate must reach, champion or not.
+    min_metric: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
     @field_validator("schedule")
     @classmethod
@@ -204,6 +227,7 @@ class ModelConfig(_Section):
     description: Annotated[str, Field(min_length=1, max_length=500)]
     owner: Annotated[str, Field(min_length=1, max_length=200)]
     framework: Framework
+    task: Task = "classification"
     serving: Serving = Serving()
     loadtest: LoadTest = LoadTest()
     deploy: Deploy = Deploy()
@@ -211,8 +235,27 @@ class ModelConfig(_Section):
     ci: CI = CI()
     notify: Notify = Notify()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, data: Any) -> Any:
+        """The retrain metric and direction default per task (rmse, minimize for regression) unless set."""
+        if not isinstance(data, dict) or data.get("task") not in DEFAULT_METRIC:
+            return data
+        retrain = {} if data.get("retrain") is None else data["retrain"]
+        if not isinstance(retrain, dict):
+            return data
+        metric, direction = DEFAULT_METRIC[data["task"]]
+        return {**data, "retrain": {"metric": metric, "direction": direction, **retrain}}
+
     def port(self, env: str) -> int:
         return int(getattr(self.serving.ports, env))
+
+
+# The retrain metric and direction a task gets when config.yaml names none.
+DEFAULT_METRIC: dict[str, tuple[str, str]] = {
+    "classification": ("accuracy", "maximize"),
+    "regression": ("rmse", "minimize"),
+}
 
 
 def schema_path() -> Path:
