@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.bootstrapped
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: help bootstrap hooks lint test test-models test-template demo demo-stop clean
+.PHONY: help bootstrap hooks lint test test-changed test-models test-template demo demo-stop clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
@@ -32,6 +32,12 @@ lint: $(STAMP) ## run every pre-commit hook on all files
 test: $(STAMP) ## everything CI runs: lint, shared, tooling, template, airflow, every model env
 	$(BIN)/tox run -e lint,shared,tooling,template,airflow
 	$(BIN)/tox run -m models
+
+test-changed: $(STAMP) ## the platform, plus only the models a range affects: make test-changed BASE=origin/main
+	@test -n "$(BASE)" || { echo "usage: make test-changed BASE=<ref> (e.g. origin/main)"; exit 2; }
+	$(BIN)/tox run -e lint,shared,tooling,template,airflow
+	@envs=$$($(BIN)/modelctl changed --base "$(BASE)" --format tox); \
+	if [ -n "$$envs" ]; then $(BIN)/tox run -e "$$envs"; else echo "no model is affected by $(BASE)..HEAD"; fi
 
 test-models: $(STAMP) ## every model's own tests, each in its own env
 	$(BIN)/tox run -m models

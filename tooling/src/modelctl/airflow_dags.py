@@ -1,8 +1,8 @@
 """Airflow DAG factory: one DAG `retrain_<model>` per model that has a `retrain.schedule`.
 
 Optional (`pip install 'modelctl[airflow]'`, Airflow 3.3): nothing else in the platform needs Airflow.
-Tasks: extract -> train -> evaluate -> decide (branch) -> deploy_trigger | skip -> notify. Each calls the
-same retraining steps as `modelctl retrain` (modelctl.retrain_steps); a better candidate is promoted by
+Tasks: extract -> train -> evaluate -> decide (branch) -> deploy_trigger | skip -> notify -> cleanup. Each calls the
+same retraining steps as `modelctl retrain` (modelctl.delivery.retrain); a better candidate is promoted by
 dispatching deploy.yml, which gates and deploys it. Trigger with conf {"env": "staging"} to compare
 against staging instead of production.
 """
@@ -13,56 +13,63 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelctl import retrain_steps as steps
+from modelctl.delivery import retrain as steps
+from modelctl.delivery.release import in_ci
+from modelctl.github import dispatch_deploy
+from modelctl.model import Model
 from modelctl.repo import Repo
-from modelctl.retrain import dispatch_deploy
 from modelctl.state import State
+from modelkit import ENVIRONMENTS
 
 
 def build_dags(root: Path) -> dict[str, Any]:
     """``{"retrain_<model>": DAG}`` for every model of the monorepo at ``root`` with a schedule."""
     repo = Repo(root)
     dags: dict[str, Any] = {}
-    for name in repo.model_names():
-        schedule = repo.config(name).retrain.schedule
+    for model in repo.models():
+        schedule = model.config.retrain.schedule
         if schedule is not None:
-            dags[f"retrain_{name}"] = retrain_dag(repo, name, schedule)
+            dags[f"retrain_{model.name}"] = retrain_dag(model, schedule)
     return dags
 
 
-def retrain_dag(repo: Repo, model: str, schedule: str) -> Any:
+def retrain_dag(model: Model, schedule: str) -> Any:
     from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+
+    name = model.name
 
     def on_failure(context: dict[str, Any]) -> None:
         instance = context["task_instance"]
-        steps.alert(repo, model, context["params"]["env"], instance.task_id, str(context.get("exception")))
+        steps.alert(model, context["params"]["env"], instance.task_id, str(context.get("exception")))
 
     @dag(
-        dag_id=f"retrain_{model}",
+        dag_id=f"retrain_{name}",
         schedule=schedule,
         start_date=datetime(2026, 1, 1, tzinfo=UTC),
         catchup=False,
         max_active_runs=1,
-        tags=["modelctl", "retrain", model],
-        params={"env": Param("production", enum=["staging", "production"])},
+        tags=["modelctl", "retrain", name],
+        params={"env": Param("production", enum=list(ENVIRONMENTS))},
         default_args={"retries": 0, "on_failure_callback": on_failure},
         doc_md=__doc__,
     )
     def retrain() -> None:
         @task
         def extract() -> str:
-            folder = steps.run_dir(repo, model, get_current_context()["run_id"])
-            steps.extract(repo, model, folder)
+            if in_ci():
+                steps.require_data(model)
+            folder = steps.open_run_folder(model, get_current_context()["run_id"])
+            steps.extract(model, folder)
             return str(folder)
 
         @task
         def train(folder: str) -> str:
-            return steps.train_candidate(repo, model, Path(folder))
+            return steps.train_candidate(model, Path(folder))
 
         @task
         def evaluate(folder: str, candidate: str) -> dict[str, Any]:
             env = get_current_context()["params"]["env"]
-            return steps.evaluate(repo, model, Path(folder), candidate, steps.champion_of(repo, model, env))
+            return steps.evaluate(model, Path(folder), candidate, steps.champion_of(model, env))
 
         @task.branch
         def decide(evaluation: dict[str, Any]) -> str:
@@ -70,7 +77,7 @@ def retrain_dag(repo: Repo, model: str, schedule: str) -> Any:
 
         @task
         def deploy_trigger(evaluation: dict[str, Any]) -> str:
-            return dispatch_deploy(model, evaluation["candidate"])
+            return dispatch_deploy(name, evaluation["candidate"])
 
         @task
         def skip() -> None:
@@ -82,10 +89,10 @@ def retrain_dag(repo: Repo, model: str, schedule: str) -> Any:
             env = context["params"]["env"]
             dispatched = context["ti"].xcom_pull(task_ids="deploy_trigger")
             decision = "promoted: deploy.yml dispatched" if dispatched else "kept champion"
-            State.of(repo).retrain_log.append(
-                model,
+            State.of(model.repo).retrain_log.append(
+                name,
                 {
-                    "model": model,
+                    "model": name,
                     "env": env,
                     "run_id": context["run_id"],
                     "decision": decision,
@@ -95,13 +102,20 @@ def retrain_dag(repo: Repo, model: str, schedule: str) -> Any:
                     },
                 },
             )
-            steps.announce(repo, model, env, evaluation, decision)
+            steps.announce(model, env, evaluation, decision)
             return decision
+
+        @task(trigger_rule=TriggerRule.ALL_DONE)
+        def cleanup() -> None:
+            """The extracted training data never outlives the run, whatever happened to the other tasks."""
+            steps.remove_run_folder(steps.run_folder_path(model, get_current_context()["run_id"]))
 
         folder = extract()
         evaluation = evaluate(folder, train(folder))
         trigger, skipped = deploy_trigger(evaluation), skip()
         decide(evaluation) >> [trigger, skipped]
-        [trigger, skipped] >> notify(evaluation)
+        notified = notify(evaluation)
+        [trigger, skipped] >> notified
+        [folder, notified] >> cleanup()
 
     return retrain()

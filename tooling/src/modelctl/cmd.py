@@ -113,3 +113,21 @@ def clean_env(extra: Mapping[str, str] | None = None, drop_prefixes: Sequence[st
     )
     env.update(extra or {})
     return env
+
+
+def run_bytes(
+    argv: Sequence[str | Path],
+    *,
+    what: str,
+    cwd: Path | None = None,
+    input: bytes | None = None,  # noqa: A002
+) -> bytes:
+    """Like :func:`run` for binary output (e.g. `git cat-file --batch`); stdout as bytes, CommandError on failure."""
+    args = [str(a) for a in argv]
+    try:
+        result = subprocess.run(args, cwd=cwd, input=input, capture_output=True, check=False)
+    except FileNotFoundError as exc:
+        raise CommandError(what, args, 127, f"{args[0]}: not found on PATH ({exc})") from exc
+    if result.returncode != 0:
+        raise CommandError(what, args, result.returncode, result.stderr.decode("utf-8", "replace"))
+    return result.stdout

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +16,14 @@ from typing import Any, ClassVar
 
 import yaml
 
-from modelctl.changes import uses_shared
+from modelctl import cmd, requirements
 from modelkit import ConfigError, load_config
 
 
 @dataclass(frozen=True)
-class Model:
+class ModelFolder:
+    """A model folder as found on disk (doctor checks folders whose config may not even load)."""
+
     name: str
     folder: Path
     repo_root: Path
@@ -46,7 +47,7 @@ class Check:
     severity: ClassVar[str] = "error"
     fix: ClassVar[str] = ""
 
-    def check(self, model: Model) -> bool | str:
+    def check(self, model: ModelFolder) -> bool | str:
         raise NotImplementedError
 
 
@@ -55,7 +56,7 @@ class MC001(Check):
 
     fix = "run `modelctl validate MODEL` and fix what it names"
 
-    def check(self, model: Model) -> bool | str:
+    def check(self, model: ModelFolder) -> bool | str:
         """config.yaml does not validate"""
         try:
             load_config(model.folder / "config.yaml", check_folder_name=True)
@@ -69,7 +70,7 @@ class MC002(Check):
 
     fix = "set loadtest.max_p90_ms and loadtest.max_error_rate in config.yaml to what this model's users need"
 
-    def check(self, model: Model) -> bool | str:
+    def check(self, model: ModelFolder) -> bool | str:
         """the load-test gate relies on defaults"""
         loadtest = model.raw_config().get("loadtest") or {}
         missing = [key for key in ("max_p90_ms", "max_error_rate") if key not in loadtest]
@@ -79,7 +80,7 @@ class MC002(Check):
 _ASSERT = re.compile(r"^\s*assert\s+(?!True\b)", re.MULTILINE)
 
 
-def _tests(model: Model, pattern: str, must_mention: str) -> bool | str:
+def _tests(model: ModelFolder, pattern: str, must_mention: str) -> bool | str:
     files = sorted((model.folder / "tests").glob(pattern))
     if not files:
         return f"no tests/{pattern}"
@@ -96,7 +97,7 @@ class MC003(Check):
 
     fix = "keep tests/test_service.py from the template: it posts to /predict through the ASGI app"
 
-    def check(self, model: Model) -> bool | str:
+    def check(self, model: ModelFolder) -> bool | str:
         """the service test is missing or trivial"""
         return _tests(model, "test_service*.py", "/predict")
 
@@ -106,7 +107,7 @@ class MC004(Check):
 
     fix = "keep tests/test_train.py from the template: it asserts a minimum metric"
 
-    def check(self, model: Model) -> bool | str:
+    def check(self, model: ModelFolder) -> bool | str:
         """the training test is missing or trivial"""
         return _tests(model, "test_train*.py", "train")
 
@@ -116,7 +117,7 @@ class MC005(Check):
 
     fix = "run `make hooks` (nbstripout strips notebooks on commit) or `pre-commit run nbstripout --all-files`"
 
-    def check(self, model: Model) -> bool | str:
+    def check(self, model: ModelFolder) -> bool | str:
         """a notebook has outputs or execution counts"""
         for path in sorted(model.folder.rglob("*.ipynb")):
             try:
@@ -128,12 +129,13 @@ class MC005(Check):
         return True
 
 
-def _requirement_lines(text: str) -> list[str]:
-    return [
-        line.split("#", 1)[0].strip()
-        for line in text.splitlines()
-        if line.split("#", 1)[0].strip() and not line.strip().startswith(("-", ".", "/"))
-    ]
+def _requirements(model: ModelFolder) -> list[requirements.Line] | str:
+    try:
+        return requirements.read(model.folder / "requirements.txt")
+    except FileNotFoundError:
+        return "requirements.txt is missing"
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return f"requirements.txt cannot be read: {exc}"
 
 
 class MC006(Check):
@@ -141,12 +143,12 @@ class MC006(Check):
 
     fix = "pin every requirement with == (the bento is built offline from exactly these)"
 
-    def check(self, model: Model) -> bool | str:
+    def check(self, model: ModelFolder) -> bool | str:
         """requirements.txt has unpinned packages"""
-        text = model.text("requirements.txt")
-        if text is None:
-            return "requirements.txt is missing"
-        loose = [line for line in _requirement_lines(text) if "==" not in line]
+        lines = _requirements(model)
+        if isinstance(lines, str):
+            return lines
+        loose = [f"{line.text} ({line.source.name})" for line in lines if not line.pinned]
         return f"not pinned: {', '.join(loose)}" if loose else True
 
 
@@ -155,9 +157,12 @@ class MC007(Check):
 
     fix = "keep `-e ../../shared` in requirements.txt: it is how shared/ changes rebuild this model"
 
-    def check(self, model: Model) -> bool | str:
+    def check(self, model: ModelFolder) -> bool | str:
         """requirements.txt does not declare shared/"""
-        return uses_shared(model.text("requirements.txt") or "") or "no `-e ../../shared` line"
+        lines = _requirements(model)
+        if isinstance(lines, str):
+            return lines
+        return requirements.uses_shared(lines) or "no `-e ../../shared` line"
 
 
 class MC008(Check):
@@ -165,7 +170,7 @@ class MC008(Check):
 
     fix = "keep sample_request.json (or loadtest.payload) as a valid body for POST /predict"
 
-    def check(self, model: Model) -> bool | str:
+    def check(self, model: ModelFolder) -> bool | str:
         """the load-test payload is missing or invalid"""
         payload = (model.raw_config().get("loadtest") or {}).get("payload", "sample_request.json")
         text = model.text(str(payload))
@@ -194,7 +199,7 @@ class MC009(Check):
 
     fix = "remove the secret, rotate it, and read it from an environment variable instead"
 
-    def check(self, model: Model) -> bool | str:
+    def check(self, model: ModelFolder) -> bool | str:
         """a file looks like it contains a secret"""
         for path in sorted(p for p in model.folder.rglob("*") if p.is_file()):
             try:
@@ -213,7 +218,7 @@ class MC010(Check):
     severity = "warning"
     fix = "run `pre-commit run --files models/MODEL/**` and commit what it fixes"
 
-    def check(self, model: Model) -> bool | str:
+    def check(self, model: ModelFolder) -> bool | str:
         """pre-commit hooks fail on the model's files"""
         paths = [
             p
@@ -224,7 +229,7 @@ class MC010(Check):
         # (uncommitted work included) whatever the hooks did.
         snapshot = {path: path.read_bytes() for path in paths}
         try:
-            result = subprocess.run(
+            result = cmd.run(
                 [
                     sys.executable,
                     "-m",
@@ -233,9 +238,8 @@ class MC010(Check):
                     "--files",
                     *(str(p.relative_to(model.repo_root)) for p in paths),
                 ],
+                what="pre-commit",
                 cwd=model.repo_root,
-                capture_output=True,
-                text=True,
                 check=False,
             )
         finally:
@@ -261,7 +265,7 @@ class Finding:
     fix: str
 
 
-def run_checks(model: Model, checks: tuple[type[Check], ...] = CHECKS) -> list[Finding]:
+def run_checks(model: ModelFolder, checks: tuple[type[Check], ...] = CHECKS) -> list[Finding]:
     findings = []
     for cls in checks:
         outcome = cls().check(model)
@@ -273,3 +277,8 @@ def run_checks(model: Model, checks: tuple[type[Check], ...] = CHECKS) -> list[F
             Finding(cls.__name__, str(cls.__doc__), passed, cls.severity, reason, "" if passed else cls.fix)
         )
     return findings
+
+
+def errors_of(findings: list[Finding]) -> list[str]:
+    """The failed error-severity findings, one line each (warnings are not errors)."""
+    return [f"{f.id} {f.reason}" for f in findings if not f.passed and f.severity == "error"]

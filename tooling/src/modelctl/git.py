@@ -1,28 +1,16 @@
-"""The one place modelctl runs git; failures become errors that name the command and its stderr."""
+"""The git calls modelctl makes; failures are CommandErrors that name the command and its output."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from modelctl.errors import ModelctlError
+from modelctl import cmd
 
 ZERO_SHA = "0" * 40
 
 
-class GitError(ModelctlError):
-    pass
-
-
-def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    try:
-        result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
-    except FileNotFoundError as exc:
-        raise GitError("git is not installed or not on PATH") from exc
-    if check and result.returncode != 0:
-        tail = result.stderr.strip().splitlines()[-3:]
-        raise GitError(f"`git {' '.join(args)}` exited {result.returncode}: {' / '.join(tail)}")
-    return result
+def git(root: Path, *args: str, check: bool = True) -> cmd.Completed:
+    return cmd.run(["git", *args], what=f"git {args[0]}" if args else "git", cwd=root, check=check)
 
 
 def resolve(root: Path, ref: str) -> str | None:
@@ -31,6 +19,17 @@ def resolve(root: Path, ref: str) -> str | None:
         return None
     result = git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
     return result.stdout.strip() or None
+
+
+def short_head(root: Path) -> str:
+    """The checked-out commit (12 hex digits), or "unknown" outside a git checkout."""
+    return git(root, "rev-parse", "--short=12", "HEAD", check=False).stdout.strip() or "unknown"
+
+
+def is_ancestor(root: Path, older: str, newer: str) -> bool | None:
+    """Whether ``older`` is an ancestor of (or equal to) ``newer``; None when either is unknown here."""
+    result = git(root, "merge-base", "--is-ancestor", older, newer, check=False)
+    return {0: True, 1: False}.get(result.returncode)
 
 
 def changed_files(root: Path, base: str, head: str) -> list[tuple[str, str]]:
@@ -45,13 +44,9 @@ def read_blobs(root: Path, rev: str, paths: list[str]) -> dict[str, str]:
     """The text of ``paths`` at ``rev`` in one git process (absent paths are left out)."""
     if not paths:
         return {}
-    request = "".join(f"{rev}:{p}\n" for p in paths)
-    result = subprocess.run(
-        ["git", "cat-file", "--batch"], cwd=root, input=request.encode(), capture_output=True, check=False
-    )
-    if result.returncode != 0:
-        raise GitError(f"`git cat-file --batch` exited {result.returncode}: {result.stderr.decode()[-300:]}")
-    data, blobs, offset = result.stdout, {}, 0
+    request = "".join(f"{rev}:{p}\n" for p in paths).encode()
+    data = cmd.run_bytes(["git", "cat-file", "--batch"], what="git cat-file --batch", cwd=root, input=request)
+    blobs, offset = {}, 0
     for path in paths:
         end = data.index(b"\n", offset)
         header = data[offset:end].decode()
@@ -67,3 +62,9 @@ def read_blobs(root: Path, rev: str, paths: list[str]) -> dict[str, str]:
 def list_tree(root: Path, rev: str, path: str) -> list[str]:
     out = git(root, "ls-tree", "-r", "--name-only", "-z", rev, "--", path).stdout
     return [p for p in out.split("\0") if p]
+
+
+def dirty(root: Path, path: str) -> list[str]:
+    """Uncommitted changes (modified, staged or untracked) under ``path``."""
+    out = git(root, "status", "--porcelain", "--untracked-files=all", "--", path).stdout
+    return [line[3:] for line in out.splitlines() if line.strip()]

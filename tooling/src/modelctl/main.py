@@ -14,6 +14,7 @@ from modelctl.commands import (
     ci,
     deploy,
     doctor,
+    export,
     fuzz,
     list_models,
     loadtest,
@@ -21,11 +22,15 @@ from modelctl.commands import (
     notify,
     pipeline,
     retrain,
+    rollback,
     serve,
+    status,
     train,
+    undeploy,
     validate,
 )
-from modelctl.errors import ModelctlError
+from modelctl.errors import EXIT_INTERRUPTED, ModelctlError
+from modelctl.redact import redact
 
 # Each module exposes `register(subparsers)`; the parser it adds carries `run(args) -> int`.
 COMMANDS: tuple[ModuleType, ...] = (
@@ -41,6 +46,10 @@ COMMANDS: tuple[ModuleType, ...] = (
     loadtest,
     fuzz,
     deploy,
+    status,
+    rollback,
+    undeploy,
+    export,
     pipeline,
     retrain,
     notify,
@@ -65,11 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except ModelctlError as exc:
-        print(f"modelctl {args.command}: error: {exc}", file=sys.stderr)
+        print(f"modelctl {args.command}: error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Tell people what happened: Slack incoming webhook, GitHub step summary, or the terminal.
 
-A notification failure is a warning, never a failed deploy.
+A notification never changes a run's outcome: any failure to deliver one (a refused webhook, a malformed
+URL, a network error) is a warning. Every text is redacted (URL passwords, secret values) before it leaves.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelctl.console import err
+from modelctl.redact import redact
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 
@@ -44,17 +46,17 @@ class Message:
         return head
 
     def text(self) -> str:
-        return f"*{self.title}*\n" + "\n".join(f"• {line}" for line in self.lines())
+        return redact(f"*{self.title}*\n" + "\n".join(f"• {line}" for line in self.lines()))
 
     def markdown(self) -> str:
-        return f"### {self.title}\n\n" + "\n".join(f"- {line}" for line in self.lines()) + "\n"
+        return redact(f"### {self.title}\n\n" + "\n".join(f"- {line}" for line in self.lines()) + "\n")
 
     def payload(self) -> dict[str, object]:
         body: dict[str, object] = {
             "text": self.text(),
             "blocks": [
-                {"type": "header", "text": {"type": "plain_text", "text": self.title[:150]}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(self.lines())}},
+                {"type": "header", "text": {"type": "plain_text", "text": redact(self.title)[:150]}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": redact("\n".join(self.lines()))[:2900]}},
             ],
         }
         if self.channel:
@@ -63,19 +65,27 @@ class Message:
 
 
 def post_slack(url: str, message: Message, attempts: int = 4, backoff_s: float = 0.5, timeout: float = 5.0) -> bool:
-    """POST to the webhook, retrying 429/5xx and connection errors with exponential backoff."""
+    """POST to the webhook, retrying 429/5xx and connection errors with exponential backoff.
+
+    Never raises: a webhook secret with a stray newline, an invalid URL or any client error is a warning.
+    """
     import httpx  # deferred: most commands never notify
 
+    url = url.strip()
     delay = backoff_s
+    problem = "not attempted"
     for attempt in range(1, attempts + 1):
         try:
             response = httpx.post(url, json=message.payload(), timeout=timeout)
-        except httpx.HTTPError as exc:
+        except httpx.TransportError as exc:  # connection problems: worth another try
             problem = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - invalid URL, protocol errors: give up, but never fail the run
+            err.print(f"warning: Slack notification not sent ({type(exc).__name__}: {redact(str(exc))})", markup=False)
+            return False
         else:
             if response.status_code < 300:
                 return True
-            problem = f"HTTP {response.status_code}: {response.text[:200]}"
+            problem = f"HTTP {response.status_code}: {redact(response.text[:200])}"
             if response.status_code not in RETRY_STATUSES:
                 err.print(f"warning: Slack notification refused ({problem}); not retrying", markup=False)
                 return False
@@ -85,7 +95,7 @@ def post_slack(url: str, message: Message, attempts: int = 4, backoff_s: float =
         if attempt < attempts:
             time.sleep(delay)
             delay *= 2
-    err.print(f"warning: Slack notification failed after {attempts} attempts ({problem})", markup=False)
+    err.print(f"warning: Slack notification failed after {attempts} attempts ({redact(problem)})", markup=False)
     return False
 
 
@@ -101,10 +111,17 @@ def append_step_summary(markdown: str) -> None:
 
 
 def notify(message: Message, extra_markdown: str = "") -> bool:
-    """Slack when SLACK_WEBHOOK_URL is set, else print; always the step summary in CI. True when delivered."""
-    append_step_summary(message.markdown() + extra_markdown)
-    url = os.environ.get("SLACK_WEBHOOK_URL")
-    if not url:
-        err.print("notification (SLACK_WEBHOOK_URL not set, printing instead):\n" + message.text(), markup=False)
+    """Slack when SLACK_WEBHOOK_URL is set, else print; always the step summary in CI. True when delivered.
+
+    Never raises: whatever goes wrong here is printed as a warning and the run's outcome stands.
+    """
+    try:
+        append_step_summary(message.markdown() + redact(extra_markdown))
+        url = os.environ.get("SLACK_WEBHOOK_URL")
+        if not url:
+            err.print("notification (SLACK_WEBHOOK_URL not set, printing instead):\n" + message.text(), markup=False)
+            return False
+        return post_slack(url, message)
+    except Exception as exc:  # noqa: BLE001 - a notification never changes a run's outcome
+        err.print(f"warning: notification failed ({type(exc).__name__}: {redact(str(exc))})", markup=False)
         return False
-    return post_slack(url, message)

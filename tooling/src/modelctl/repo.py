@@ -1,21 +1,61 @@
-"""Locate the monorepo and its models."""
+"""Locate the monorepo, its settings (`[tool.modelctl]` in the root pyproject.toml) and its models."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import tomllib
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelctl.errors import UsageError
 from modelkit import ConfigError, ModelConfig, load_config
 
+if TYPE_CHECKING:
+    from modelctl.model import Model
+
 MODELS_DIR = "models"
 TEMPLATE_DIR = "cookiecutter-model"
+SHARED_DIR = "shared"
+# GitHub refuses a matrix of more than 256 jobs per workflow run.
+GITHUB_MATRIX_LIMIT = 256
+DEFAULT_REPO_WIDE = ("tooling/", "tox.ini", "toxfile.py", "pyproject.toml", ".github/workflows/")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """`[tool.modelctl]` of the root pyproject.toml: the repo-wide knobs, each with a default."""
+
+    repo_wide_paths: tuple[str, ...] = DEFAULT_REPO_WIDE
+    max_jobs: int = GITHUB_MATRIX_LIMIT
+
+    @classmethod
+    def read(cls, root: Path) -> Settings:
+        path = root / "pyproject.toml"
+        if not path.is_file():
+            return cls()
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(f"{path}: invalid TOML: {exc}") from exc
+        table = data.get("tool", {}).get("modelctl", {})
+        paths = table.get("repo_wide_paths", list(DEFAULT_REPO_WIDE))
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise UsageError(f"{path}: tool.modelctl.repo_wide_paths must be a list of path strings")
+        max_jobs = table.get("max_jobs", GITHUB_MATRIX_LIMIT)
+        if not isinstance(max_jobs, int) or isinstance(max_jobs, bool) or not 1 <= max_jobs <= GITHUB_MATRIX_LIMIT:
+            raise UsageError(
+                f"{path}: tool.modelctl.max_jobs must be an integer from 1 to {GITHUB_MATRIX_LIMIT} "
+                f"(GitHub's matrix limit), got {max_jobs!r}"
+            )
+        return cls(tuple(paths), max_jobs)
 
 
 @dataclass(frozen=True)
 class Repo:
     root: Path
+    _models: dict[str, Model] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def models_dir(self) -> Path:
@@ -24,6 +64,10 @@ class Repo:
     @property
     def template_dir(self) -> Path:
         return self.root / TEMPLATE_DIR
+
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings.read(self.root)
 
     def model_names(self) -> list[str]:
         """Every folder under ``models/`` that holds a ``config.yaml``, sorted."""
@@ -42,6 +86,8 @@ class Repo:
         unknown = [n for n in names if n not in known]
         if unknown:
             hint = ", ".join(known) if known else "none yet: create one with `modelctl new`"
+            if len(known) > 20:
+                hint = f"{len(known)} models, see `modelctl list`"
             raise UsageError(f"unknown model {unknown[0]!r} (no {MODELS_DIR}/{unknown[0]}/config.yaml); known: {hint}")
         return list(dict.fromkeys(names))
 
@@ -52,13 +98,25 @@ class Repo:
         except ConfigError as exc:
             raise UsageError(str(exc.problems[0]) + _more(len(exc.problems))) from exc
 
+    def model(self, name: str) -> Model:
+        """Model ``name``, resolved and its config validated once per process."""
+        if name not in self._models:
+            from modelctl.model import Model
+
+            self.resolve([name])
+            self._models[name] = Model(self, name, self.config(name))
+        return self._models[name]
+
+    def models(self, names: list[str] | None = None) -> list[Model]:
+        return [self.model(name) for name in self.resolve(names)]
+
 
 def _more(count: int) -> str:
     return f" (and {count - 1} more problem{'s' if count > 2 else ''}; see `modelctl validate`)" if count > 1 else ""
 
 
 def find_repo(start: Path | None = None) -> Repo:
-    """The nearest ancestor of ``start`` (or ``$MODELCTL_ROOT``) that has ``models/`` and ``tooling/``."""
+    """The nearest ancestor of ``start`` (or ``$MODELCTL_ROOT``) that has ``models/`` and ``cookiecutter-model/``."""
     env = os.environ.get("MODELCTL_ROOT")
     here = Path(env) if env else (start or Path.cwd())
     here = here.resolve()

@@ -1,98 +1,107 @@
-"""`modelctl ci plan`: what the GitHub workflows would run for a range of commits, and why."""
+"""`modelctl ci ...`: what the GitHub workflows run. `plan` shows the jobs a range would get; `check`, `build`,
+`deploy` and `undeploy` are what one job runs for the models of its shard, one after another."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from pathlib import Path
 
 from rich.table import Table
 
-from modelctl.changes import Selection
-from modelctl.commands.changed import compute
+from modelctl.changeset import compute
+from modelctl.ciplan import jobs_for
 from modelctl.console import out
+from modelctl.delivery import batch
+from modelctl.delivery import ci as ci_steps
+from modelctl.errors import UsageError
+from modelctl.model import Model
+from modelctl.names import parse_list
+from modelctl.notify import append_step_summary
 from modelctl.repo import Repo, find_repo
-
-
-@dataclass(frozen=True)
-class Job:
-    workflow: str
-    job: str
-    per_model: bool
-    command: str
-
-
-# The jobs of .github/workflows/*.yml that do real work, and the command each one runs.
-# tooling/tests/test_workflows.py checks the workflows against this table.
-PULL_REQUEST_JOBS = (
-    Job("ci.yml", "lint", False, "tox -e lint"),
-    Job("ci.yml", "changes", False, "modelctl changed --format github"),
-    Job(
-        "ci.yml",
-        "model",
-        True,
-        "modelctl doctor {model}; tox -e model-{model}; modelctl train/build/loadtest/fuzz {model}",
-    ),
-    Job("ci.yml", "template", False, "tox -e template"),
-)
+from modelkit import ENVIRONMENTS
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("ci", help="CI helpers")
+    parser = subparsers.add_parser("ci", help="what the CI workflows run (plan, and the per-shard jobs)")
     sub = parser.add_subparsers(dest="ci_command", metavar="SUBCOMMAND", required=True)
-    plan_parser = sub.add_parser("plan", help="show which CI jobs a range would run for which models, and why")
+
+    plan_parser = sub.add_parser("plan", help="show which CI jobs and shards a range would run, and why")
     plan_parser.add_argument("--base", default="", help="base ref, as for `modelctl changed`")
     plan_parser.add_argument("--head", default="HEAD")
     plan_parser.add_argument("--json", action="store_true")
     plan_parser.set_defaults(run=lambda a: plan(find_repo(), a.base, a.head, as_json=a.json))
 
+    def shard_parser(name: str, help_text: str) -> argparse.ArgumentParser:
+        shard = sub.add_parser(name, help=help_text, description=f"{help_text}. Exit 1 when any model failed.")
+        shard.add_argument("--models", required=True, help="the shard's models: a,b or a JSON list")
+        return shard
 
-def jobs_for(selection: Selection) -> list[dict[str, str]]:
-    rows: list[dict[str, str]] = []
-    for job in PULL_REQUEST_JOBS:
-        if job.job == "template":
-            if selection.template:
-                rows.append(_row(job, "-", "cookiecutter-model/ changed"))
-        elif job.per_model:
-            for model in selection.models:
-                rows.append(_row(job, model, "; ".join(selection.reasons.get(model, []))))
-        else:
-            rows.append(_row(job, "-", "always"))
-    for model in selection.removed:
-        rows.append(
-            {
-                "workflow": "deploy.yml",
-                "job": "undeploy",
-                "model": model,
-                "command": "-",
-                "why": "model folder removed in this range",
-            }
-        )
-    return rows
-
-
-def _row(job: Job, model: str, why: str) -> dict[str, str]:
-    return {
-        "workflow": job.workflow,
-        "job": job.job,
-        "model": model,
-        "command": job.command.format(model=model),
-        "why": why,
-    }
+    check_parser = shard_parser("check", "doctor, tests, train, build, load-test gate and fuzz each model")
+    check_parser.set_defaults(run=lambda a: check(find_repo(), parse_list(a.models) or []))
+    build_parser = shard_parser("build", "check each model, then export its verified bento to --out")
+    build_parser.add_argument("--out", type=Path, default=Path("dist"), help="folder for <model>.bento (+ .sha256)")
+    build_parser.set_defaults(run=lambda a: build(find_repo(), parse_list(a.models) or [], a.out))
+    deploy_parser = shard_parser("deploy", "deploy each model's exported bento from --from to an environment")
+    deploy_parser.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    deploy_parser.add_argument("--from", dest="source", type=Path, default=Path("dist"), help="folder of <model>.bento")
+    deploy_parser.set_defaults(run=lambda a: deploy(find_repo(), parse_list(a.models) or [], a.env, a.source))
+    undeploy_parser = shard_parser("undeploy", "stop each model in the given environments")
+    undeploy_parser.add_argument("--env", required=True, help="environments, e.g. staging,production")
+    undeploy_parser.set_defaults(run=lambda a: undeploy(find_repo(), parse_list(a.models) or [], a.env))
 
 
 def plan(repo: Repo, base: str, head: str = "HEAD", as_json: bool = False) -> int:
     selection = compute(repo, base, head)
-    rows = jobs_for(selection)
+    rows = jobs_for(selection, repo.settings.max_jobs)
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(title=f"CI plan for {base or '(no base)'}..{head}: {len(selection.models)} model(s)")
-    for column in ("workflow", "job", "model", "command", "why"):
+    count = len({r["shard"] for r in rows if r["job"] == "model"})
+    table = Table(
+        title=f"CI plan for {base or '(no base)'}..{head}: {len(selection.models)} model(s) in {count} job(s) "
+        f"per matrix (limit {repo.settings.max_jobs})"
+    )
+    columns = ("workflow", "job", "shard", "models", "command", "why")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(row[c] for c in ("workflow", "job", "model", "command", "why")))
+        table.add_row(*(row[c] for c in columns))
     out.print(table)
     if not selection.models:
         out.print("No model is affected: no model job will run.")
     return 0
+
+
+def _shard(repo: Repo, names: list[str], step: Callable[[Model], str], title: str) -> int:
+    if not names:
+        raise UsageError("--models names no model")
+    results = batch.run_each(repo.models(names), step, title)
+    out.print(batch.table(results, title))
+    append_step_summary(batch.markdown(results, title))
+    return batch.exit_code(results)
+
+
+def check(repo: Repo, names: list[str]) -> int:
+    return _shard(repo, names, ci_steps.check, "check")
+
+
+def build(repo: Repo, names: list[str], out_dir: Path) -> int:
+    return _shard(repo, names, lambda model: ci_steps.build_verified(model, out_dir), "build")
+
+
+def deploy(repo: Repo, names: list[str], env: str, source: Path) -> int:
+    return _shard(repo, names, lambda model: ci_steps.deploy_file(model, env, source), f"deploy to {env}")
+
+
+def undeploy(repo: Repo, names: list[str], envs: str) -> int:
+    chosen = [e for e in envs.replace(",", " ").split() if e]
+    unknown = [e for e in chosen if e not in ENVIRONMENTS]
+    if unknown or not chosen:
+        raise UsageError(f"--env {envs!r}: expected environments from {', '.join(ENVIRONMENTS)}")
+
+    def step(model: Model) -> str:
+        return "; ".join(f"{env}: {ci_steps.undeploy(model, env)}" for env in chosen)
+
+    return _shard(repo, names, step, "undeploy")

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from rich.table import Table
 
 from modelctl.console import out
-from modelctl.doctor import Model, run_checks
+from modelctl.doctor import ModelFolder, run_checks
 from modelctl.repo import Repo, find_repo
 
 
@@ -32,7 +32,7 @@ def doctor(repo: Repo, models: list[str], as_json: bool = False, skip_hooks: boo
     report = {}
     errors = 0
     for name in repo.resolve(models):
-        findings = run_checks(Model(name, repo.model_dir(name), repo.root), checks)
+        findings = run_checks(ModelFolder(name, repo.model_dir(name), repo.root), checks)
         report[name] = findings
         errors += sum(1 for f in findings if not f.passed and f.severity == "error")
     if as_json:

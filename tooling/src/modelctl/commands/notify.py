@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from modelctl.errors import UsageError
+from modelctl.names import parse_list
 from modelctl.notify import Message, notify
 from modelctl.repo import find_repo
 
@@ -20,20 +20,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=lambda a: notify_command(a.title, a.verdict, a.models, a.env, a.fact))
 
 
-def parse_models(models: str) -> list[str]:
-    """`a,b` or `["a", "b"]` (the `models` output of `modelctl changed --format github`)."""
-    text = models.strip()
-    if text.startswith("["):
-        try:
-            parsed = json.loads(text)
-        except ValueError as exc:
-            raise UsageError(f"--models {models!r} is not a JSON list: {exc}") from exc
-        if not isinstance(parsed, list) or not all(isinstance(m, str) for m in parsed):
-            raise UsageError(f"--models {models!r} must be a JSON list of names")
-        return parsed
-    return [m.strip() for m in text.split(",") if m.strip()]
-
-
 def notify_command(title: str, verdict: str, models: str, env: str | None, facts: list[str]) -> int:
     extra: dict[str, str] = {}
     for fact in facts:
@@ -41,7 +27,7 @@ def notify_command(title: str, verdict: str, models: str, env: str | None, facts
         if not sep or not key:
             raise UsageError(f"--fact {fact!r} must look like KEY=VALUE")
         extra[key] = value
-    names = parse_models(models)
+    names = parse_list(models) or []
     channel = None
     if len(names) == 1:
         channel = find_repo().config(names[0]).notify.slack_channel

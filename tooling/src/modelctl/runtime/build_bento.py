@@ -2,7 +2,8 @@
 
     python build_bento.py SPEC.json
 
-SPEC: {"name", "labels", "requirements_txt", "wheels"}. Runs with the model's own python.
+SPEC: {"name", "model_tag" (null: the newest), "labels", "requirements_txt", "wheels"}. Runs with the model's
+own python. An expected failure prints {"error": "<what to do>"} and exits 1.
 """
 
 from __future__ import annotations
@@ -16,18 +17,22 @@ import bentoml
 from bentoml.exceptions import NotFound
 
 
+def fail(message: str) -> int:
+    print(json.dumps({"error": message}))
+    return 1
+
+
 def main(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
     sys.path.insert(0, str(Path.cwd()))
     name = spec["name"]
+    wanted = spec.get("model_tag") or f"{name}:latest"
     try:
-        model = bentoml.models.get(f"{name}:latest")
+        model = bentoml.models.get(wanted)
     except NotFound:
-        print(
-            f"NO_MODEL: there is no trained model {name!r} in the store; run `modelctl train {name}` first",
-            file=sys.stderr,
-        )
-        return 4
+        if spec.get("model_tag"):
+            return fail(f"model {wanted} is not in the store")
+        return fail(f"there is no trained model {name!r} in the store; run `modelctl train {name}` first")
     # Pin the exact model into the bento (modelkit.model_ref reads this file), before the
     # service module is imported and resolves its BentoModel.
     pin = Path.cwd() / "modelctl-build" / "MODEL_TAG"
@@ -35,8 +40,7 @@ def main(spec_path: str) -> int:
     module = importlib.import_module("service")
     services = [attr for attr, value in vars(module).items() if isinstance(value, bentoml.Service)]
     if len(services) != 1:
-        print(f"service.py must define exactly one @bentoml.service class, found {services}", file=sys.stderr)
-        return 1
+        return fail(f"service.py must define exactly one @bentoml.service class, found {services}")
     bento = bentoml.bentos.build(
         f"service:{services[0]}",
         name=name,

@@ -4,8 +4,8 @@
 
 SPEC: {"phase": "extract" | "train" | "evaluate", "run_dir": path, "candidate": tag, "champion": tag or null}.
 extract saves fresh data to RUN_DIR/data.npz; train fits on its training split and saves a candidate
-version; evaluate scores candidate and champion on the same holdout. Prints one JSON line, or
-{"failed_step", "reason"} with exit 5.
+version; evaluate scores candidate and champion on the same holdout. Prints one JSON line: the result,
+or {"failed_step", "reason"} (and exits 1) when the phase failed.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["phase"] == "train":
         candidate = train.fit(train.build_model(), train_set)
         metrics = train.evaluate(candidate, holdout)
-        labels = {"framework": "retrain", "git_commit": train.git_commit(), "stage": "candidate"}
+        labels = {"framework": spec.get("framework", "retrain"), "git_commit": train.git_commit(), "stage": "candidate"}
         return {"candidate": model_io.save(candidate, metrics, labels)}
     result = {"candidate_metrics": train.evaluate(model_io.load(bentoml.models.get(spec["candidate"])), holdout)}
     if spec.get("champion"):
@@ -51,7 +51,7 @@ def main(spec_path: str) -> int:
     except Exception as exc:  # noqa: BLE001 - any failure is reported with its phase
         print(json.dumps({"failed_step": spec["phase"], "reason": f"{type(exc).__name__}: {exc}"}))
         traceback.print_exc(file=sys.stderr)
-        return 5
+        return 1
     print(json.dumps(result))
     return 0
 

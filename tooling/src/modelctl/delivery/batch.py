@@ -1,0 +1,65 @@
+"""Run one step for several models one after another (a CI shard): every model gets its own result,
+a failure never stops the others, and the results are a table (terminal) and markdown (step summary)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.table import Table
+
+from modelctl.console import err
+from modelctl.errors import EXIT_OK, ModelctlError
+from modelctl.model import Model
+from modelctl.redact import redact
+
+
+@dataclass
+class ModelResult:
+    model: str
+    ok: bool
+    seconds: float
+    detail: str
+    exit_code: int = EXIT_OK
+
+
+def run_each(models: list[Model], step: Callable[[Model], str], label: str) -> list[ModelResult]:
+    results = []
+    for index, model in enumerate(models, start=1):
+        err.print(f"=== [{index}/{len(models)}] {label} {model.name} ===", markup=False)
+        started = time.monotonic()
+        try:
+            detail = step(model)
+        except ModelctlError as exc:
+            results.append(
+                ModelResult(
+                    model.name, False, time.monotonic() - started, redact(str(exc)).splitlines()[0], exc.exit_code
+                )
+            )
+            err.print(f"{model.name}: FAILED: {results[-1].detail}", markup=False)
+            continue
+        results.append(ModelResult(model.name, True, time.monotonic() - started, detail))
+    return results
+
+
+def table(results: list[ModelResult], title: str) -> Table:
+    view = Table(title=title)
+    for column in ("model", "result", "seconds", "detail"):
+        view.add_column(column, overflow="fold")
+    for r in results:
+        view.add_row(r.model, "ok" if r.ok else "FAILED", f"{r.seconds:.1f}", r.detail)
+    return view
+
+
+def markdown(results: list[ModelResult], title: str) -> str:
+    rows = "".join(
+        f"| {r.model} | {'ok' if r.ok else 'FAILED'} | {r.seconds:.1f} | {r.detail.replace('|', '/')} |\n"
+        for r in results
+    )
+    return f"### {title}\n\n| model | result | seconds | detail |\n| --- | --- | --- | --- |\n{rows}"
+
+
+def exit_code(results: list[ModelResult]) -> int:
+    failed = [r for r in results if not r.ok]
+    return max((r.exit_code for r in failed), default=EXIT_OK)

@@ -1,0 +1,94 @@
+"""Build: a bento of the model folder, offline (pinned requirements, `lock_packages: false`), shared/ as a wheel,
+and the exact model tag pinned into it (a rollback restores the model as well as the code)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+
+from modelctl import cmd, git, requirements
+from modelctl.delivery.train import store_env
+from modelctl.envs import runtime_script
+from modelctl.errors import ModelctlError
+from modelctl.model import Model
+from modelctl.repo import SHARED_DIR
+
+BUILD_DIR = "modelctl-build"  # not hidden: bentoml refuses files under dot-folders
+
+
+class BuildError(ModelctlError):
+    pass
+
+
+@dataclass(frozen=True)
+class Built:
+    bento: str
+    model_tag: str
+
+
+def _uv() -> str:
+    from uv import find_uv_bin  # the pre-commit hook env has no uv; only building needs it
+
+    return str(find_uv_bin())
+
+
+def build(model: Model, model_tag: str | None = None) -> Built:
+    """A bento of ``model`` with ``model_tag`` (default: its newest trained version) pinned into it."""
+    model.python()  # the environment first: its errors say more than a failed wheel build
+    work = model.folder / BUILD_DIR
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        cmd.run(
+            [_uv(), "build", "--wheel", "--out-dir", work, model.repo.root / SHARED_DIR],
+            what="building the shared/ wheel",
+        )
+        wheels = sorted(work.glob("modelkit-*.whl"))
+        if not wheels:
+            raise BuildError(f"building the shared/ wheel produced no modelkit-*.whl in {work}")
+        try:
+            lines = requirements.read(model.folder / "requirements.txt")
+        except (OSError, ValueError) as exc:
+            raise BuildError(f"cannot read {model.relative('requirements.txt')}: {exc}") from exc
+        bento_requirements = work / "requirements.txt"
+        bento_requirements.write_text(requirements.for_bento(lines), encoding="utf-8")
+        spec = work / "spec.json"
+        config = model.config
+        spec.write_text(
+            json.dumps(
+                {
+                    "name": config.name,
+                    "model_tag": model_tag,
+                    "labels": {
+                        "git_commit": git.short_head(model.repo.root),
+                        "owner": config.owner,
+                        "framework": config.framework,
+                        "task": config.task,
+                    },
+                    # bentoml refuses absolute paths here: relative to the build context (the model folder)
+                    "requirements_txt": str(bento_requirements.relative_to(model.folder)),
+                    "wheels": [str(w.relative_to(model.folder)) for w in wheels],
+                }
+            ),
+            encoding="utf-8",
+        )
+        what = f"bentoml build of {model.name}"
+        result = model.run([runtime_script("build_bento.py"), spec], what=what, env=store_env(model), check=False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    data = runtime_result(result)
+    if "error" in data:
+        raise BuildError(str(data["error"]))
+    if result.returncode != 0 or "bento" not in data:
+        raise cmd.CommandError(what, result.argv, result.returncode, result.output)
+    return Built(str(data["bento"]), str(data["model"]))
+
+
+def runtime_result(result: cmd.Completed) -> dict[str, object]:
+    """The JSON object a runtime script prints last ({} when it printed none)."""
+    try:
+        data = json.loads(result.last_json_line() or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,63 @@
+"""A candidate: a built bento started once on 127.0.0.1, shared by the load-test gate, fuzzing and the deploy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelctl import bentos, procs
+from modelctl.console import err
+from modelctl.errors import UsageError
+from modelctl.model import Model
+
+
+def resolve_bento(model: Model, bento: str | None) -> str:
+    """``bento`` or the newest built bento of ``model``; a clear error when there is none."""
+    chosen = bento or bentos.latest_bento(model.repo, model.name)
+    if chosen is None:
+        raise UsageError(f"no bento of {model.name} is built; run `modelctl build {model.name}` (or pass --url)")
+    return chosen
+
+
+@dataclass
+class Candidate:
+    model: Model
+    bento: str
+    running: bentos.Running
+    handed_over: bool = False
+
+    @property
+    def url(self) -> str:
+        return self.running.url
+
+    @property
+    def port(self) -> int:
+        return self.running.port
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.running.pid, *self.running.workers]
+
+    def hand_over(self) -> bentos.Running:
+        """Keep the server running after the block: it becomes the live deployment."""
+        self.handed_over = True
+        return self.running
+
+
+@contextmanager
+def started(model: Model, bento: str, log: Path, port: int | None = None) -> Iterator[Candidate]:
+    """``bento`` served on ``port`` (a free loopback port by default) until the block ends, unless handed over.
+
+    The first deploy of a local environment hands over the very process that passed the gate instead of
+    starting the bento a second time.
+    """
+    port = port or procs.free_port()
+    err.print(f"starting {bento} on 127.0.0.1:{port} ...", markup=False)
+    candidate = Candidate(model, bento, bentos.start(model.repo, model.name, bento, port, log))
+    try:
+        yield candidate
+    finally:
+        if not candidate.handed_over:
+            candidate.running.stop()

@@ -1,0 +1,130 @@
+"""The whole road for one model: validate -> test (while training and building) -> gate -> fuzz -> deploy.
+
+The model's tests and its training run side by side (they are independent; nothing is released unless
+both pass), then promote.py takes the built bento through one started candidate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from modelctl.delivery import build as building
+from modelctl.delivery import promote as promoting
+from modelctl.delivery import train as training
+from modelctl.delivery.stages import StageLog
+from modelctl.delivery.testing import run_tests
+from modelctl.errors import ModelctlError
+from modelctl.model import Model
+from modelctl.notify import Message, notify
+
+
+class StageFailedError(ModelctlError):
+    def __init__(self, stage: str, cause: ModelctlError, run: PipelineRun) -> None:
+        super().__init__(f"stage {stage!r} failed: {cause}")
+        self.exit_code = cause.exit_code
+        self.cause, self.run = cause, run
+
+
+@dataclass
+class PipelineRun:
+    model: str
+    env: str
+    log: StageLog
+    wall_seconds: float = 0.0
+    promotion: promoting.Promotion | None = None
+    trained: training.Trained | None = None
+
+
+def pipeline(model: Model, env: str = "staging", skip_tests: bool = False, approved: bool = False) -> PipelineRun:
+    log = StageLog(
+        f"pipeline {model.name} -> {env}",
+        ["validate", "environment", "test", "train", "build", "load-test gate", "fuzz", f"deploy {env}"],
+    )
+    run = PipelineRun(model.name, env, log)
+    started = time.monotonic()
+    try:
+        _run(model, env, skip_tests, approved, run)
+    except ModelctlError as exc:
+        run.wall_seconds = time.monotonic() - started
+        failed = log.failed
+        if run.promotion is None:  # promote notifies for itself; earlier failures are announced here
+            _announce_failure(model, run, exc)
+        raise StageFailedError(failed.name if failed else "pipeline", exc, run) from exc
+    run.wall_seconds = time.monotonic() - started
+    return run
+
+
+def _run(model: Model, env: str, skip_tests: bool, approved: bool, run: PipelineRun) -> None:
+    log = run.log
+    with log.stage("validate") as stage:
+        stage.detail = f"config ok ({model.config.framework}, {model.config.task})"
+    with log.stage("environment") as stage:
+        stage.detail = str(model.python().parent.parent.name)
+    tests = _Background(run_tests, model) if not skip_tests else None
+    try:
+        with log.stage("train") as stage:
+            trained = run.trained = training.train(model)
+            stage.detail = f"{trained.model_tag} " + " ".join(f"{k}={v}" for k, v in trained.metrics.items())
+        with log.stage("build") as stage:
+            built = building.build(model)
+            stage.detail = built.bento
+    finally:
+        if tests is not None:
+            tests.join()
+    if tests is None:
+        log.record("test", 0.0, "skipped", status="skipped")
+    elif tests.error is not None:
+        log.record("test", tests.seconds, str(tests.error).splitlines()[0], status="FAILED")
+        for stage in log.stages:
+            if stage.status == "pending":
+                stage.status = "not run"
+        raise tests.error
+    else:
+        log.record("test", tests.seconds, tests.value or "")
+    run.promotion = promoting.promote(
+        model, built.bento, env, approved=approved, stages=log, title=f"pipeline {model.name} -> {env}"
+    )
+
+
+class _Background:
+    """Run ``fn(model)`` in a thread (it waits on a subprocess, so the GIL is free); keep its result or error."""
+
+    def __init__(self, fn: Callable[[Model], str], model: Model) -> None:
+        self.value: str | None = None
+        self.error: ModelctlError | None = None
+        self.seconds = 0.0
+        self._thread = threading.Thread(target=self._run, args=(fn, model), daemon=True)
+        self._started = time.monotonic()
+        self._thread.start()
+
+    def _run(self, fn: Callable[[Model], str], model: Model) -> None:
+        try:
+            self.value = fn(model)
+        except ModelctlError as exc:
+            self.error = exc
+        finally:
+            self.seconds = time.monotonic() - self._started
+
+    def join(self) -> None:
+        self._thread.join()
+
+
+def _announce_failure(model: Model, run: PipelineRun, exc: ModelctlError) -> None:
+    failed = run.log.failed
+    notify(
+        Message(
+            title=f"pipeline {model.name} failed ({run.env})",
+            model=model.name,
+            env=run.env,
+            verdict="failed",
+            facts={
+                "stages": " -> ".join(f"{s.name}:{s.status}" for s in run.log.stages),
+                "failed at": f"{failed.name}: {failed.detail}" if failed else str(exc).splitlines()[0],
+            },
+            channel=model.config.notify.slack_channel,
+        ),
+        extra_markdown=run.log.markdown(),
+    )

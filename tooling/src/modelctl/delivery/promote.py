@@ -1,0 +1,159 @@
+"""Promote: one started candidate goes through the load-test gate, then fuzzing, then the deploy.
+
+The one place that decides whether a candidate may go live, and that sends the one notification of the
+run (pipeline, retrain and `modelctl promote` all come through here). A candidate that fails any check
+is recorded in the ledger as a failed attempt and never changes what is live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelctl.delivery import candidate as candidates
+from modelctl.delivery import fuzzing, gate, release
+from modelctl.delivery.reports import new_report_dir
+from modelctl.delivery.stages import StageLog
+from modelctl.errors import GateRefusedError, ModelctlError
+from modelctl.ledger import Record
+from modelctl.model import Model
+from modelctl.notify import Message, notify
+from modelctl.state import State
+
+
+@dataclass
+class Promotion:
+    model: str
+    env: str
+    bento: str
+    report_dir: Path | None = None
+    gate: gate.GateResult | None = None
+    fuzzed: fuzzing.Fuzzed | None = None
+    record: Record | None = None
+    facts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def deployed(self) -> bool:
+        return self.record is not None and self.record.outcome in ("deployed", "rolled_back", "rendered")
+
+
+def promote(
+    model: Model,
+    bento: str,
+    env: str,
+    *,
+    approved: bool,
+    stages: StageLog | None = None,
+    examples: int = fuzzing.DEFAULT_EXAMPLES,
+    target: str | None = None,
+    title: str | None = None,
+    facts: dict[str, str] | None = None,
+) -> Promotion:
+    """Gate, fuzz and deploy ``bento``; notify once; raise on any failure (nothing live changes)."""
+    log = stages or StageLog(f"promote {model.name} -> {env}", ["load-test gate", "fuzz", f"deploy {env}"])
+    release.check_environment(model, env, approved)
+    release.choose_target(model, target)
+    result = Promotion(model.name, env, bento, facts=dict(facts or {}))
+    try:
+        _promote(model, bento, env, approved, log, examples, target, result)
+    except ModelctlError as exc:
+        announce(model, result, log, title, failure=exc)
+        raise
+    announce(model, result, log, title)
+    return result
+
+
+@dataclass
+class Verified:
+    """A candidate that passed the load-test gate and fuzzing, and where its reports are."""
+
+    bento: str
+    report_dir: Path
+    gate: gate.GateResult
+    fuzzed: fuzzing.Fuzzed
+
+
+def verify(
+    model: Model, bento: str, log: StageLog, examples: int = fuzzing.DEFAULT_EXAMPLES, result: Promotion | None = None
+) -> Verified:
+    """Start ``bento`` once; load-test it, then fuzz it. The one place a candidate passes or is refused."""
+    reports = new_report_dir(model)
+    if result is not None:
+        result.report_dir = reports
+    with candidates.started(model, bento, reports / "server.log") as candidate:
+        with log.stage("load-test gate") as stage:
+            tested = gate.load_test(model, candidate.url, reports, bento, server_pid=candidate.running.pid)
+            if result is not None:
+                result.gate = tested
+            stage.detail = gate.one_line(tested.verdict)
+            if not tested.verdict.passed:
+                raise gate.GateBreachedError("; ".join(tested.verdict.breaches) + f" ({stage.detail})")
+        with log.stage("fuzz") as stage:
+            fuzzed = fuzzing.fuzz_served(model, candidate.url, reports, candidate.pids, examples)
+            if result is not None:
+                result.fuzzed = fuzzed
+            stage.detail = fuzzed.one_line()
+            if not fuzzed.passed:
+                raise fuzzing.FuzzFailedError("; ".join(fuzzed.result.problems()) + f" ({stage.detail})")
+    gate.save_pass(model, bento, tested)
+    return Verified(bento, reports, tested, fuzzed)
+
+
+def _promote(
+    model: Model,
+    bento: str,
+    env: str,
+    approved: bool,
+    log: StageLog,
+    examples: int,
+    target: str | None,
+    result: Promotion,
+) -> None:
+    try:
+        verify(model, bento, log, examples, result)
+    except GateRefusedError as exc:
+        refused = release.new_record(model, env, release.choose_target(model, target), bento, "failed")
+        refused.reason = str(exc).splitlines()[0]
+        State.of(model.repo).ledger.append(refused)
+        result.record = refused
+        raise
+    with log.stage(f"deploy {env}") as stage:
+        try:
+            record = release.deploy(model, env, bento, target=target, approved=approved)
+        except release.DeployFailedError as exc:
+            result.record = exc.record
+            raise
+        result.record = record
+        stage.detail = f"v{record.version} {record.url or '(rendered)'}"
+
+
+def announce(
+    model: Model, result: Promotion, log: StageLog, title: str | None, failure: BaseException | None = None
+) -> None:
+    """The one notification of a promotion: verdict, gate and fuzz numbers, the stage table."""
+    verdict = "failed" if failure else "deployed"
+    facts = {"bento": result.bento, **result.facts, "stages": " -> ".join(f"{s.name}:{s.status}" for s in log.stages)}
+    if result.gate is not None:
+        v = result.gate.verdict
+        facts["P90"] = f"{v.p90_ms:.0f} ms (limit {v.max_p90_ms:.0f})"
+        facts["error rate"] = f"{v.error_rate:.2%} (limit {v.max_error_rate:.2%})"
+    if result.fuzzed is not None:
+        facts["fuzz"] = result.fuzzed.one_line()
+    if result.record is not None and result.record.url:
+        facts["url"] = result.record.url
+    if failure is not None:
+        failed = log.failed
+        facts["failed at"] = f"{failed.name}: {failed.detail}" if failed else str(failure).splitlines()[0]
+    version = f"v{result.record.version}" if result.record is not None and result.record.version else None
+    notify(
+        Message(
+            title=title or f"{model.name} {verdict} ({result.env})",
+            model=model.name,
+            env=result.env,
+            version=version,
+            verdict=verdict,
+            facts=facts,
+            channel=model.config.notify.slack_channel,
+        ),
+        extra_markdown=log.markdown(),
+    )

@@ -1,0 +1,92 @@
+"""A model of the monorepo, resolved once per command: its folder, validated config and environment."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelctl import cmd, envs
+from modelctl.errors import UsageError
+from modelkit import ModelConfig
+
+if TYPE_CHECKING:
+    from modelctl.repo import Repo
+
+# What deploys and notifies needs; a model's own code (train.py, the service, tests) never does.
+DEPLOY_SECRETS = (
+    "BENTO_CLOUD_API_KEY",
+    "BENTO_CLOUD_API_ENDPOINT",
+    "SLACK_WEBHOOK_URL",
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "ACTIONS_RUNTIME_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
+    "KUBECONFIG",
+)
+
+
+def model_process_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for processes that run a model's code: this one minus deploy secrets, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in DEPLOY_SECRETS}
+    env["BENTOML_DO_NOT_TRACK"] = "true"
+    env.update(extra or {})
+    return env
+
+
+@dataclass(frozen=True)
+class Model:
+    repo: Repo
+    name: str
+    config: ModelConfig
+
+    @property
+    def folder(self) -> Path:
+        return self.repo.model_dir(self.name)
+
+    def relative(self, path: str = "") -> str:
+        """``models/<name>/<path>`` for messages."""
+        return f"models/{self.name}/{path}".rstrip("/")
+
+    def python(self) -> Path:
+        """The interpreter of the model's own environment (created or updated by tox once per process)."""
+        return envs.python_of(self.repo.root, self.name, self.folder)
+
+    def run(
+        self,
+        args: Sequence[str | Path],
+        *,
+        what: str,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+    ) -> cmd.Completed:
+        """``python ARGS`` in the model's environment, from its folder, without deploy secrets."""
+        return cmd.run(
+            [self.python(), *args],
+            what=what,
+            cwd=self.folder,
+            env=model_process_env(env),
+            timeout=timeout,
+            check=check,
+        )
+
+    def sample(self) -> dict[str, Any]:
+        """The load-test payload (`loadtest.payload`): a valid request body for POST /predict."""
+        path = self.folder / self.config.loadtest.payload
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(
+                f"{self.relative(self.config.loadtest.payload)} is not a readable JSON request: {exc}"
+            ) from exc
+        if not isinstance(data, dict) or not isinstance(data.get("instances"), list) or not data["instances"]:
+            raise UsageError(f'{self.relative(self.config.loadtest.payload)} must be {{"instances": [<row>, ...]}}')
+        return data
+
+    def port(self, env: str) -> int:
+        return self.config.port(env)
