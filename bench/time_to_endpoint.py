@@ -1,36 +1,56 @@
 """Time from `cookiecutter --no-input` of a new model to a deployed, gate-passed local endpoint.
 
-    python bench/time_to_endpoint.py [--framework sklearn] [--skip-tests]
+    python bench/time_to_endpoint.py [--framework sklearn] [--skip-tests] [--against REV] [--rounds 1]
 
-Works in a temporary copy of the monorepo (template, shared/, tox config) with its own state
-folder, so nothing here is touched. Package caches should be warm (run `make test` once first):
-the point is the platform's own overhead, not download speed. Prints each stage's time and the
-total; the goal for the default model is under 90 s on a 2-core machine. Stops what it deployed.
+Each run works in a temporary monorepo copied from a tree (template, shared/, tooling, tox config) with its
+own state folder, bakes a fresh model with plain cookiecutter, commits it (with an identity given on the
+command line: no global git config is needed) and runs that tree's `modelctl pipeline MODEL` as a process,
+so whatever the tree does is what is timed. Package caches should be warm (run `make test` once first): the
+point is the platform's own overhead, not download speed.
+
+With ``--against REV`` a git worktree of REV is timed too, alternately with this tree (A B A B ...), and
+the ratio of medians (this tree / REV) is printed: below 1.0 is faster. Stops whatever it deployed.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tooling" / "src"), str(ROOT / "shared" / "src")]
+COPY = (
+    "cookiecutter-model",
+    "shared",
+    "tooling/src",
+    "tooling/run_modelctl.py",
+    "tox.ini",
+    "toxfile.py",
+    "pyproject.toml",
+)
+IDENTITY = ["-c", "user.name=bench", "-c", "user.email=bench@example.com"]
+STAGE_ROW = re.compile(
+    r"^[│|]\s*(?P<stage>[a-z][a-z -]+?)\s*[│|]\s*(?P<status>ok|skipped)\s*[│|]\s*(?P<s>[0-9.]+)\s*[│|]"
+)
 
-from modelctl.commands.pipeline import run_pipeline, summary_table  # noqa: E402
-from modelctl.console import out  # noqa: E402
-from modelctl.repo import Repo  # noqa: E402
-from modelctl.targets import local  # noqa: E402
 
-COPY = ("cookiecutter-model", "shared", "tox.ini", "toxfile.py", "pyproject.toml")
+@dataclass
+class Run:
+    tree: str
+    seconds: float
+    bake: float
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -39,65 +59,102 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def run_once(tree: Path, label: str, framework: str, skip_tests: bool) -> Run:
+    with tempfile.TemporaryDirectory(prefix="bench-endpoint-") as tmp:
+        root = Path(tmp) / "repo"
+        for item in COPY:
+            source = tree / item
+            if source.is_dir():
+                shutil.copytree(source, root / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            elif source.exists():
+                (root / item).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, root / item)
+        (root / "models").mkdir()
+        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
+        subprocess.run(["git", *IDENTITY, "add", "-A"], cwd=root, check=True)
+        subprocess.run(["git", *IDENTITY, "commit", "-qm", "platform"], cwd=root, check=True)
+        env = {k: v for k, v in os.environ.items() if k not in ("BENTOML_HOME", "MODELCTL_ROOT", "SLACK_WEBHOOK_URL")}
+        env.update(
+            MODELCTL_STATE_DIR=str(root / ".state"),
+            PYTHONPATH=f"{root / 'tooling' / 'src'}{os.pathsep}{root / 'shared' / 'src'}",
+        )
+        started = time.monotonic()
+        subprocess.run(
+            [sys.executable, "-m", "cookiecutter", str(root / "cookiecutter-model"), "-o", "models", "--no-input",
+             "model_name=Fresh Model", f"framework={framework}"],
+            cwd=root, check=True, capture_output=True, env=env,
+        )  # fmt: skip
+        bake = time.monotonic() - started
+        config_path = root / "models" / "fresh_model" / "config.yaml"
+        config = yaml.safe_load(config_path.read_text())
+        config.setdefault("serving", {}).setdefault("ports", {})
+        config["serving"]["ports"].update(dev=free_port(), staging=free_port(), production=free_port())
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        subprocess.run(["git", *IDENTITY, "add", "-A"], cwd=root, check=True)
+        subprocess.run(["git", *IDENTITY, "commit", "-qm", "new model"], cwd=root, check=True)
+        modelctl = [sys.executable, "-m", "modelctl.main"]
+        command = [*modelctl, "pipeline", "fresh_model", "--env", "staging"] + (["--skip-tests"] if skip_tests else [])
+        try:
+            result = subprocess.run(command, cwd=root, capture_output=True, text=True, env=env, check=False)
+        finally:
+            subprocess.run([*modelctl, "undeploy", "fresh_model", "--env", "staging"], cwd=root, env=env,
+                           capture_output=True, check=False)  # fmt: skip
+        total = time.monotonic() - started
+        if result.returncode != 0:
+            raise SystemExit(
+                f"{label}: pipeline failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
+        stages = {m["stage"].strip(): float(m["s"]) for m in map(STAGE_ROW.match, result.stdout.splitlines()) if m}
+        return Run(label, total, bake, stages)
+
+
+def worktree(rev: str, into: Path) -> Path:
+    target = into / "against"
+    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(target), rev], cwd=ROOT, check=True)
+    return target
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--framework", default="sklearn", choices=("sklearn", "xgboost", "lightgbm", "pytorch"))
     parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument("--against", metavar="REV", help="also time a git worktree of REV, alternately")
+    parser.add_argument("--rounds", type=int, default=1, help="runs per tree (alternating)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-endpoint-") as tmp:
-        root = Path(tmp) / "repo"
-        for item in COPY:
-            source = ROOT / item
-            if source.is_dir():
-                shutil.copytree(source, root / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-            else:
-                shutil.copy2(source, root / item)
-        (root / "models").mkdir()
-        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
-        os.environ["MODELCTL_STATE_DIR"] = str(root / ".state")
-        os.environ.pop("BENTOML_HOME", None)
-
-        started = time.monotonic()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "cookiecutter",
-                str(root / "cookiecutter-model"),
-                "-o",
-                "models",
-                "--no-input",
-                "model_name=Fresh Model",
-                f"framework={args.framework}",
-            ],
-            cwd=root,
-            check=True,
-            capture_output=True,
-        )
-        bake = time.monotonic() - started
-        config_path = root / "models" / "fresh_model" / "config.yaml"
-        config = yaml.safe_load(config_path.read_text())
-        config["serving"]["ports"]["staging"] = free_port()  # never collide with a running demo
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-        subprocess.run(
-            ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-qm", "new"],
-            cwd=root,
-            check=True,
-        )
-        repo = Repo(root)
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="bench-against-") as tmp:
+        other = worktree(args.against, Path(tmp)) if args.against else None
         try:
-            run = run_pipeline(repo, "fresh_model", "staging", skip_tests=args.skip_tests)
+            for round_number in range(1, args.rounds + 1):
+                trees = [("this tree", ROOT)] + ([(args.against, other)] if other else [])
+                for label, tree in trees:
+                    print(f"round {round_number}: {label} ...", file=sys.stderr, flush=True)
+                    runs.append(run_once(tree, label, args.framework, args.skip_tests))
+                    print(f"  {runs[-1].seconds:.1f}s", file=sys.stderr, flush=True)
         finally:
-            local.undeploy(repo, "fresh_model", "staging")
-        total = time.monotonic() - started
-    out.print(summary_table(run))
-    print(f"\n| stage | seconds |\n| --- | --- |\n| cookiecutter --no-input | {bake:.1f} |")
-    for stage in run.stages:
-        print(f"| {stage.name} | {stage.seconds:.1f} |")
-    print(f"| **total to a live, gate-passed endpoint** | **{total:.1f}** |")
-    print(f"\n({args.framework}; model environment creation is part of the first stage that needs it)")
+            if other is not None:
+                subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=ROOT, check=False)
+    labels = list(dict.fromkeys(r.tree for r in runs))
+    stage_names = list(dict.fromkeys(s for r in runs for s in r.stages))
+    print(f"\n| stage | {' | '.join(labels)} |\n| --- |" + " --- |" * len(labels))
+    print("| cookiecutter --no-input | " + " | ".join(f"{median(runs, t, 'bake'):.1f}" for t in labels) + " |")
+    for stage in stage_names:
+        cells = [statistics.median([r.stages.get(stage, 0.0) for r in runs if r.tree == t]) for t in labels]
+        print(f"| {stage} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
+    totals = [median(runs, t, "seconds") for t in labels]
+    print(
+        "| **total to a live, gate-passed endpoint (wall clock)** | "
+        + " | ".join(f"**{t:.1f}**" for t in totals)
+        + " |"
+    )
+    if len(totals) == 2:
+        print(f"\nratio this tree / {labels[1]}: {totals[0] / totals[1]:.2f} (median of {args.rounds} run(s) each)")
+    print(f"\n({args.framework}; stage times are each tree's own table; tests may run beside other stages)")
     return 0
+
+
+def median(runs: list[Run], tree: str, attribute: str) -> float:
+    return statistics.median(float(getattr(r, attribute)) for r in runs if r.tree == tree)
 
 
 if __name__ == "__main__":

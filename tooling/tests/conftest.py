@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from modelctl.main import main
+from modelctl.repo import Repo
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a monorepo copy needs for modelctl, pre-commit and tox to behave as in the real one
@@ -59,8 +60,21 @@ def pytest_configure(config: pytest.Config) -> None:  # noqa: ARG001 - pytest's 
 
 
 @pytest.fixture(autouse=True)
-def _no_root_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MODELCTL_ROOT", raising=False)
+def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts from a known environment, whatever CI or the developer's shell sets."""
+    for name in (
+        "MODELCTL_ROOT",
+        "MODELCTL_STATE_DIR",
+        "MODELCTL_STORE",
+        "BENTOML_HOME",
+        "CI",
+        "GITHUB_ACTIONS",
+        "GITHUB_OUTPUT",
+        "GITHUB_STEP_SUMMARY",
+        "SLACK_WEBHOOK_URL",
+        "IRIS_CLASSIFIER_DATA_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
 
 
 def bake_example(models_dir: Path, **answers: str) -> Path:
@@ -111,12 +125,11 @@ class Result:
 Cli = Callable[..., Result]
 
 
-@pytest.fixture
-def cli(monorepo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    """Run `modelctl ARGS` in-process from inside the temp monorepo."""
+def cli_in(root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """A runner of `modelctl ARGS`, in-process, from inside the monorepo at ``root``."""
 
     def run(*args: str) -> Result:
-        monkeypatch.chdir(monorepo)
+        monkeypatch.chdir(root)
         capsys.readouterr()
         try:
             code = main(list(args))
@@ -126,3 +139,74 @@ def cli(monorepo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def cli(monorepo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """Run `modelctl ARGS` in-process from inside the temp monorepo."""
+    return cli_in(monorepo, capsys, monkeypatch)
+
+
+# --- real delivery: one monorepo, model environment and trained, gate-passed bento per session -------------
+
+MODEL = "iris_classifier"
+
+
+def free_ports(count: int) -> list[int]:
+    from modelctl import procs
+
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(procs.free_port())
+    return sorted(ports)
+
+
+def fast_config(root: Path, model: str = MODEL) -> None:
+    """A short load test with a few users, and free loopback ports (never a running demo's)."""
+    import yaml
+
+    path = root / "models" / model / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config.setdefault("loadtest", {}).update(users=8, spawn_rate=8, duration_s=5)
+    ports = free_ports(3)
+    config.setdefault("serving", {})["ports"] = dict(zip(("dev", "staging", "production"), ports, strict=True))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+@pytest.fixture(scope="session")
+def delivery_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A monorepo whose example model has a fast load test and free ports; everything deployed is stopped."""
+    from modelctl.repo import Repo
+    from modelctl.targets import local
+
+    root = copy_monorepo(tmp_path_factory.mktemp("deliver") / "repo")
+    fast_config(root)
+    git(root, "commit", "-qam", "fast load test, free ports")
+    try:
+        yield root
+    finally:
+        for env_dir in (root / ".modelctl" / "deploy" / MODEL).glob("*"):
+            local.undeploy(Repo(root), MODEL, env_dir.name)
+
+
+@pytest.fixture
+def delivery(delivery_root: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
+    """The delivery monorepo as a fresh Repo; CLI calls (`main([...])`) run inside it."""
+    from modelctl.repo import Repo
+
+    monkeypatch.chdir(delivery_root)
+    return Repo(delivery_root)
+
+
+@pytest.fixture(scope="session")
+def gated(delivery_root: Path) -> tuple[str, str]:
+    """(model tag, bento) trained, built and verified (load-test gate + fuzz) once per session."""
+    from modelctl.delivery import build, promote, train
+    from modelctl.delivery.stages import StageLog
+    from modelctl.repo import Repo
+
+    model = Repo(delivery_root).model(MODEL)
+    model_tag = train.train(model).model_tag
+    bento = build.build(model).bento
+    promote.verify(model, bento, StageLog("gated", []), examples=10)
+    return model_tag, bento

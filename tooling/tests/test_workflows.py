@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 import subprocess
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelctl.commands.ci import PULL_REQUEST_JOBS
+from modelctl.ciplan import PULL_REQUEST_JOBS
 from modelctl.main import build_parser
 from tests.conftest import ROOT
 
@@ -91,9 +92,18 @@ def _commands(run: str) -> list[list[str]]:
     return [words for words in found if words and not words[0].startswith("$")]
 
 
+def _subcommands() -> dict[str, set[str]]:
+    """Every `modelctl` command, with its subcommands (for `modelctl ci ...`)."""
+    commands: dict[str, set[str]] = {}
+    for name, parser in build_parser()._subparsers._group_actions[0].choices.items():  # noqa: SLF001 - no public API
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+        commands[name] = set(subparsers[0].choices) if subparsers else set()
+    return commands
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_every_step_is_a_thin_call_of_a_command_that_exists(path: Path) -> None:
-    commands = set(build_parser()._subparsers._group_actions[0].choices)  # noqa: SLF001 - argparse has no public API
+    commands = _subcommands()
     make_targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.MULTILINE))
     tox_envs = {"lint", "shared", "tooling", "template", "airflow"}
     for step in steps(load(path.name)):
@@ -101,82 +111,118 @@ def test_every_step_is_a_thin_call_of_a_command_that_exists(path: Path) -> None:
             tool = words[0]
             if tool.endswith("modelctl"):
                 assert words[1] in commands, f"{path.name}: `modelctl {words[1]}` does not exist"
+                if commands[words[1]]:
+                    assert words[2] in commands[words[1]], f"{path.name}: `modelctl {words[1]} {words[2]}`"
+                parser = build_parser()
+                parser.exit_on_error = False
+                argv = [w.replace("$", "X") for w in words[1:]]
+                parser.parse_args(argv)  # the arguments the workflow passes are ones the command takes
             elif tool == "make":
                 assert words[1] in make_targets, f"{path.name}: no make target {words[1]}"
             elif tool.endswith("tox"):
                 envs = words[words.index("-e") + 1].split(",")
-                assert all(e in tox_envs or e == "model-$MODEL" for e in envs), envs
+                assert all(e in tox_envs for e in envs), envs
             else:
                 assert tool in {"echo", "["}, f"{path.name}: unexpected command {words}"
 
 
-def test_ci_matrix_is_fed_by_the_changes_job() -> None:
+def _jobs(name: str) -> dict[str, Any]:
+    return dict(load(name)["jobs"])
+
+
+def test_ci_checks_the_changed_models_by_shard_with_the_base_rules() -> None:
     ci = load("ci.yml")
     assert ci["on"] == {"pull_request": None}
     jobs = ci["jobs"]
-    assert any(
-        "modelctl changed" in s.get("run", "") and "--format github" in s["run"] for s in jobs["changes"]["steps"]
-    )
+    changed = next(s for s in jobs["changes"]["steps"] if s.get("id") == "changed")
+    assert "modelctl changed" in changed["run"] and "--format github" in changed["run"]
+    assert '--rules-from="$BASE"' in changed["run"], "a pull request cannot change its own selection rules"
     assert jobs["changes"]["outputs"]["matrix"] == "${{ steps.changed.outputs.matrix }}"
     model = jobs["model"]
-    assert (
-        model["needs"] == "changes" and model["strategy"]["matrix"] == "${{ fromJSON(needs.changes.outputs.matrix) }}"
-    )
+    assert model["strategy"]["matrix"] == "${{ fromJSON(needs.changes.outputs.matrix) }}"
     runs = " ".join(s.get("run", "") for s in model["steps"])
-    for command in (
-        'tox run -e "model-$MODEL"',
-        "modelctl train",
-        "modelctl build",
-        "modelctl loadtest",
-        "modelctl fuzz",
-        "modelctl doctor",
-    ):
-        assert command in runs
+    assert 'modelctl ci check --models="$MODELS"' in runs
     assert any("upload-artifact" in str(s.get("uses")) for s in model["steps"])
     assert jobs["template"]["if"] == "needs.changes.outputs.template == 'true'"
+    assert "modelctl upgrade --all --check" in " ".join(s.get("run", "") for s in jobs["template"]["steps"])
     lint = jobs["lint"]["steps"]
     cache = next(s for s in lint if "actions/cache@" in str(s.get("uses")))
     assert "hashFiles('.pre-commit-config.yaml')" in cache["with"]["key"]
     assert {j.job for j in PULL_REQUEST_JOBS} <= set(jobs), "modelctl ci plan describes jobs that exist"
+    assert "secrets." not in (ROOT / ".github/workflows/ci.yml").read_text(), "pull requests get no secrets"
 
 
-def test_deploy_has_one_approval_before_production() -> None:
-    deploy = load("deploy.yml")
-    assert (
-        set(deploy["on"]) == {"push", "workflow_dispatch"} and "models" in deploy["on"]["workflow_dispatch"]["inputs"]
-    )
-    jobs = deploy["jobs"]
-    approve = jobs["approve-production"]
-    assert approve["environment"] == "production" and "strategy" not in approve
-    assert "staging" in approve["needs"]
+def test_deploy_reviewers_sit_on_the_environment_holding_production_credentials() -> None:
+    jobs = _jobs("deploy.yml")
+    assert "approve-production" not in jobs, "no separate approval job that could be bypassed"
     production = jobs["production"]
-    assert "approve-production" in production["needs"] and production["environment"] != "production"
-    assert jobs["staging"]["needs"] == ["changes", "build"]
+    assert production["environment"] == "production"
+    assert production["if"] == "github.ref == 'refs/heads/main'", "production only from main"
+    assert "staging" in production["needs"]
+    text = (ROOT / ".github/workflows/deploy.yml").read_text()
+    assert "production-deploy" not in text
+    for job_id, job in jobs.items():
+        uses_production_secret = "PRODUCTION_" in yaml.safe_dump(job)
+        assert uses_production_secret == (job.get("environment") == "production"), job_id
+    assert "secrets.STAGING_BENTO_CLOUD_API_KEY" in yaml.safe_dump(jobs["staging"])
+    assert "secrets.PRODUCTION_BENTO_CLOUD_API_KEY" in yaml.safe_dump(jobs["production"])
+    assert "STAGING_" not in yaml.safe_dump(jobs["production"]), "staging and production credentials differ"
+    assert jobs["undeploy-production"]["environment"] == "production"
+    assert "github.ref == 'refs/heads/main'" in jobs["undeploy-production"]["if"]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_secrets_are_given_to_steps_never_to_jobs_or_workflows(path: Path) -> None:
+    workflow = load(path.name)
+    assert "secrets." not in yaml.safe_dump(workflow.get("env", {})), "no secret in the workflow-level env"
+    for job_id, job in workflow["jobs"].items():
+        assert "secrets." not in yaml.safe_dump(job.get("env", {})), f"{job_id}: a secret in the job-level env"
+        for step in job.get("steps", []):
+            if "make bootstrap" in step.get("run", ""):
+                assert "env" not in step, f"{job_id}: bootstrap installs packages: it gets no secret"
+
+
+def test_deploy_matrices_are_sharded_and_every_deploy_is_serialised_per_shard() -> None:
+    jobs = _jobs("deploy.yml")
     for job_id in ("build", "staging", "production"):
         job = jobs[job_id]
-        assert job["strategy"]["matrix"] == "${{ fromJSON(needs.changes.outputs.matrix) }}"
-        assert (
-            "${{ matrix.model }}" in job["concurrency"]["group"] and job["concurrency"]["cancel-in-progress"] is False
-        )
+        assert job["strategy"]["matrix"] == "${{ fromJSON(needs.changes.outputs.matrix) }}", job_id
+        assert "${{ matrix.shard }}" in job["concurrency"]["group"], job_id
+        assert job["concurrency"]["cancel-in-progress"] is False, job_id
+    for job_id in ("undeploy-staging", "undeploy-production"):
+        assert jobs[job_id]["strategy"]["matrix"] == "${{ fromJSON(needs.changes.outputs.removed_matrix) }}"
     build_runs = " ".join(s.get("run", "") for s in jobs["build"]["steps"])
-    for command in ("modelctl loadtest", "modelctl fuzz", "modelctl export"):
-        assert command in build_runs
+    assert 'modelctl ci build --models="$MODELS"' in build_runs
     for job_id in ("staging", "production"):
         job_steps = jobs[job_id]["steps"]
         assert any("download-artifact" in str(s.get("uses")) for s in job_steps)
-        assert any("--bento-file" in s.get("run", "") for s in job_steps), "deploy the exact tested file"
-    assert "notify" in jobs and jobs["notify"]["if"].startswith("always()")
+        assert any("modelctl ci deploy" in s.get("run", "") and "--from dist" in s["run"] for s in job_steps)
+    changed = next(s for s in jobs["changes"]["steps"] if s.get("id") == "changed")
+    assert "--since-deployed staging" in changed["run"], "select against what is deployed, not only this push"
+    assert jobs["notify"]["if"].startswith("always()")
+
+
+def test_retrain_reads_each_models_secret_from_its_own_environment() -> None:
+    workflow = load("retrain.yml")
+    job = workflow["jobs"]["retrain"]
+    assert job["environment"] == "retrain-${{ matrix.model }}"
+    assert job["permissions"] == {"contents": "read", "actions": "write"}
+    step = job["steps"][-1]
+    assert step["env"]["MODEL_DATA_URL"] == "${{ secrets.DATA_URL }}"
+    assert '--model="$MODEL"' in step["run"] and "--data-url-from MODEL_DATA_URL" in step["run"]
+    assert "--window 90" in steps(workflow)[3]["run"]
+    assert "candidate" in load("deploy.yml")["on"]["workflow_dispatch"]["inputs"]
 
 
 def test_retrain_cron_entries_cover_every_model_schedule() -> None:
     from datetime import timedelta
 
     from modelctl.repo import Repo
-    from modelctl.retrain import schedule_covered
+    from modelctl.schedules import schedule_covered
 
     workflow = load("retrain.yml")
     crons = [entry["cron"] for entry in workflow["on"]["schedule"]]
-    assert "--window 90" in steps(workflow)[-1]["run"]
+    assert "--window 90" in " ".join(s.get("run", "") for s in steps(workflow))
     repo = Repo(ROOT)
     for name in repo.model_names():
         schedule = repo.config(name).retrain.schedule
@@ -188,16 +234,9 @@ def test_retrain_cron_entries_cover_every_model_schedule() -> None:
 def test_schedule_coverage_can_fail() -> None:
     from datetime import timedelta
 
-    from modelctl.retrain import schedule_covered
+    from modelctl.schedules import schedule_covered
 
     assert schedule_covered("0 3 * * 1", ["0 3 * * 1"], timedelta(minutes=90)) is None
     assert schedule_covered("0 3 * * 1", ["0 * * * *"], timedelta(minutes=90)) is None
     assert schedule_covered("0 3 * * 1", ["0 4 * * 2"], timedelta(minutes=90)) is not None
     assert schedule_covered("30 3 * * *", ["0 3 * * *"], timedelta(minutes=20)) is not None
-
-
-def test_retrain_can_dispatch_deploy() -> None:
-    job = load("retrain.yml")["jobs"]["retrain"]
-    assert job["permissions"] == {"contents": "read", "actions": "write"}
-    assert job["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
-    assert "candidate" in load("deploy.yml")["on"]["workflow_dispatch"]["inputs"]

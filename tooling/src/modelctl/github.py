@@ -1,10 +1,11 @@
-"""The GitHub REST calls modelctl makes: dispatching deploy.yml when a retrained candidate wins."""
+"""What modelctl says to GitHub: step outputs, and dispatching deploy.yml when a retrained candidate wins."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from modelctl.errors import ModelctlError
+from modelctl.errors import ModelctlError, UsageError
 
 
 class DispatchError(ModelctlError):
@@ -40,3 +41,15 @@ def dispatch_deploy(model: str, candidate: str, bento: str | None = None) -> str
     if response.status_code != 204:
         raise DispatchError(f"dispatching deploy.yml answered {response.status_code}: {response.text[:300]}")
     return url
+
+
+def write_outputs(outputs: dict[str, str]) -> None:
+    """Append ``key=value`` lines to $GITHUB_OUTPUT (the step's outputs)."""
+    target = os.environ.get("GITHUB_OUTPUT")
+    if not target:
+        raise UsageError("--format github needs $GITHUB_OUTPUT (set by GitHub Actions)")
+    with Path(target).open("a", encoding="utf-8") as handle:
+        for key, value in outputs.items():
+            if "\n" in value:
+                raise ValueError(f"output {key} must be one line")
+            handle.write(f"{key}={value}\n")

@@ -101,14 +101,22 @@ class Repo:
     def model(self, name: str) -> Model:
         """Model ``name``, resolved and its config validated once per process."""
         if name not in self._models:
-            from modelctl.model import Model
-
             self.resolve([name])
-            self._models[name] = Model(self, name, self.config(name))
+            self._load(name)
         return self._models[name]
 
     def models(self, names: list[str] | None = None) -> list[Model]:
-        return [self.model(name) for name in self.resolve(names)]
+        """Every model (or those named), each resolved and validated once: one scan of ``models/``."""
+        resolved = self.resolve(names)
+        for name in resolved:
+            if name not in self._models:
+                self._load(name)
+        return [self._models[name] for name in resolved]
+
+    def _load(self, name: str) -> None:
+        from modelctl.model import Model
+
+        self._models[name] = Model(self, name, self.config(name))
 
 
 def _more(count: int) -> str:

@@ -40,8 +40,12 @@ class Line:
         return "==" in spec and not any(op in spec for op in (">", "<", "!=", "~=", "*"))
 
 
+_URL = re.compile(r"^([a-z][a-z0-9+.-]*://|(git|hg|svn|bzr)\+)", re.IGNORECASE)
+
+
 def _is_url(target: str) -> bool:
-    return "://" in target or target.startswith(("git+", "hg+", "svn+", "bzr+"))
+    """A URL to install from (``https://...``, ``git+https://...``); ``name @ url`` is a package line."""
+    return _URL.match(target) is not None
 
 
 def _strip_comment(raw: str) -> str:

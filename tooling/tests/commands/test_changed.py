@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelctl.changes import matches, uses_shared
-from modelctl.commands.changed import compute
+from modelctl.changes import matches
+from modelctl.changeset import compute
 from modelctl.repo import Repo
 from tests.conftest import Cli, git
 
@@ -147,7 +147,7 @@ def test_unusable_base_selects_everything_and_says_why(
     selection = compute(Repo(small_repo), base, "HEAD")
     assert selection.models == ["alpha", "beta", "delta", "gamma"]
     assert why in capsys.readouterr().err
-    assert all(why in reasons[0] for reasons in selection.reasons.values())
+    assert all(why in reason for reason in selection.reasons().values())
 
 
 def test_invalid_config_falls_back_to_default_rules(small_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -166,22 +166,25 @@ class TestCli:
         commit_all(monorepo)
         result = cli("changed", "--base", base).assert_success()
         assert result.out == "iris_classifier\n"
-        assert "its files changed: models/iris_classifier/train.py" in result.err
+        assert "iris_classifier: 1 file changed under models/iris_classifier/ (train.py)" in result.err
 
     def test_json(self, cli: Cli, monorepo: Path) -> None:
         base = git(monorepo, "rev-parse", "HEAD").strip()
         (monorepo / "cookiecutter-model/README.md").write_text("x\n")
         commit_all(monorepo)
         data = json.loads(cli("changed", "--base", base, "--format", "json").assert_success().out)
-        assert data == {"models": [], "removed": [], "template": True, "reasons": {}}
+        assert data == {"models": [], "removed": [], "template": True, "reasons": {}, "detail": {}}
 
     def test_github_output(self, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         output = tmp_path / "github_output"
         monkeypatch.setenv("GITHUB_OUTPUT", str(output))
         cli("changed", "--all", "--format", "github").assert_success()
         lines = dict(line.split("=", 1) for line in output.read_text().splitlines())
-        assert json.loads(lines["matrix"]) == {"model": ["iris_classifier"]}
-        assert lines["count"] == "1" and lines["removed"] == "[]" and lines["template"] == "false"
+        assert json.loads(lines["matrix"]) == {"include": [{"shard": "iris_classifier", "models": "iris_classifier"}]}
+        assert (
+            lines["count"] == "1" and lines["model_count"] == "1" and json.loads(lines["models"]) == ["iris_classifier"]
+        )
+        assert lines["removed"] == "[]" and lines["removed_count"] == "0" and lines["template"] == "false"
 
     def test_github_without_output_file_is_usage_error(self, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
@@ -196,9 +199,33 @@ class TestCli:
 def test_helpers() -> None:
     assert matches("README.md", "**/*.md") and matches("docs/a/b.md", "**/*.md")
     assert matches("notebooks/x.ipynb", "notebooks/**") and not matches("train.py", "notebooks/**")
-    assert matches("tooling/a/b.py", "tooling/") and not matches("toolingx", "tooling/")
-    assert uses_shared("-e ../../shared\n") and uses_shared("modelkit==0.1\n") and uses_shared("../../shared/\n")
-    assert not uses_shared("bentoml==1.4\n# -e ../../shared\n") and not uses_shared("sharedlib==1\n")
+    assert matches("tooling/a/b.py", "tooling/", anchored=True) and not matches("toolingx", "tooling/", anchored=True)
+    assert matches("a/b/README.md", "*.md"), "an ignore pattern without a slash matches at any depth"
+    assert not matches("models/x/tox.ini", "tox.ini", anchored=True), "repo-wide paths are anchored at the root"
+
+
+def test_one_readable_reason_per_model_and_full_detail_in_json(
+    small_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = [f"models/alpha/file_{i:02d}.py" for i in range(14)] + ["shared/src/modelkit/__init__.py"]
+    base, head = change(small_repo, *paths)
+    selection = compute(Repo(small_repo), base, head)
+    reason = selection.reason("alpha")
+    assert reason == (
+        "14 files changed under models/alpha/ (file_00.py, file_01.py, file_02.py, ...); "
+        "uses shared/, where 1 file changed (shared/src/modelkit/__init__.py)"
+    )
+    assert len(selection.detail["alpha"]["own files"]) == 14
+    assert selection.reason("beta") == "uses shared/, where 1 file changed (shared/src/modelkit/__init__.py)"
+
+
+def test_a_pull_request_cannot_ignore_itself_with_its_own_rules(small_repo: Path) -> None:
+    base = git(small_repo, "rev-parse", "HEAD").strip()
+    (small_repo / "models/alpha/config.yaml").write_text(config("alpha", "ci:\n  ignore: ['**']\n"))
+    (small_repo / "models/alpha/train.py").write_text("# a change the PR wants to hide\n")
+    head = commit_all(small_repo)
+    assert compute(Repo(small_repo), base, head).models == [], "with the head's rules it hides itself"
+    assert compute(Repo(small_repo), base, head, rules_rev=base).models == ["alpha"], "the base's rules apply"
 
 
 # --- property: the selection is exactly the models whose input files changed -------------------------------
@@ -245,3 +272,34 @@ def test_selection_is_exactly_the_models_whose_inputs_changed(small_repo: Path, 
     base, head = change(small_repo, *sorted(paths))
     expected = sorted(m for m, inputs in INPUTS.items() if paths & (inputs | REPO_WIDE_FILES))
     assert selected(small_repo, base, head) == expected
+
+
+def test_301_models_and_a_shared_change_fit_githubs_matrix_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "big"
+    files = {"cookiecutter-model/cookiecutter.json": "{}", "shared/src/modelkit/__init__.py": "", "pyproject.toml": ""}
+    names = [f"model_{i:03d}" for i in range(301)]
+    for name in names:
+        files[f"models/{name}/config.yaml"] = config(name)
+        files[f"models/{name}/requirements.txt"] = "bentoml==1.4.40\n-e ../../shared\n"
+    repo.mkdir()
+    write(repo, files)
+    git(repo, "init", "-q", "-b", "main")
+    base = commit_all(repo, "301 models")
+    (repo / "shared/src/modelkit/__init__.py").write_text("x = 1\n")
+    commit_all(repo, "one line in shared/")
+    output = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    monkeypatch.chdir(repo)
+    from modelctl.main import main
+
+    capsys.readouterr()
+    assert main(["changed", "--base", base, "--format", "github"]) == 0
+    lines = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    jobs = json.loads(lines["matrix"])["include"]
+    assert len(jobs) <= 256 and lines["count"] == str(len(jobs)) and lines["model_count"] == "301"
+    listed = [m for job in jobs for m in job["models"].split(",")]
+    assert sorted(listed) == names and len(set(listed)) == 301, "every model in exactly one job"
+    assert len({job["shard"] for job in jobs}) == len(jobs)
+    assert "301 model(s) in 256 job(s) (limit 256)" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modelctl.doctor import CHECKS, Model, run_checks
+from modelctl.doctor import CHECKS, ModelFolder, run_checks
 from tests.conftest import Cli
 
 MODEL = "iris_classifier"
@@ -68,7 +68,7 @@ def test_every_check_has_a_failing_case() -> None:
 
 
 def test_the_example_model_passes_every_check(monorepo: Path) -> None:
-    findings = run_checks(Model(MODEL, monorepo / "models" / MODEL, monorepo))
+    findings = run_checks(ModelFolder(MODEL, monorepo / "models" / MODEL, monorepo))
     assert [f.id for f in findings if not f.passed] == []
 
 
@@ -78,7 +78,7 @@ def test_each_problem_is_flagged_with_reason_and_fix(monorepo: Path, check_id: s
     folder = monorepo / "models" / MODEL
     mutate(folder)
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    (finding,) = [f for f in run_checks(Model(MODEL, folder, monorepo)) if f.id == check_id]
+    (finding,) = [f for f in run_checks(ModelFolder(MODEL, folder, monorepo)) if f.id == check_id]
     assert not finding.passed
     assert expected in finding.reason and finding.fix
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before, "doctor changes nothing"

@@ -20,11 +20,20 @@ def test_json(cli: Cli) -> None:
         {
             "name": "iris_classifier",
             "framework": "sklearn",
+            "task": "classification",
             "owner": "data-science",
             "targets": ["local"],
             "retrain": "0 3 * * 1",
         }
     ]
+
+
+def test_a_second_model_of_another_framework(cli: Cli, monorepo: Path) -> None:
+    from tests.conftest import bake_example
+
+    bake_example(monorepo / "models", model_name="Fraud Scorer", framework="xgboost")
+    rows = json.loads(cli("list", "--json").assert_success().out)
+    assert [(r["name"], r["framework"]) for r in rows] == [("fraud_scorer", "xgboost"), ("iris_classifier", "sklearn")]
 
 
 def test_malformed_yaml_is_exit_2_with_file_and_line(cli: Cli, monorepo: Path) -> None:

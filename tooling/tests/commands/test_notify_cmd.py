@@ -2,18 +2,18 @@ from __future__ import annotations
 
 import pytest
 
-from modelctl.commands.notify import parse_models
 from modelctl.errors import UsageError
+from modelctl.names import parse_list
 from tests.conftest import Cli
 from tests.stand_ins import http_stand_in
 
 
 def test_parse_models() -> None:
-    assert parse_models('["a", "b"]') == ["a", "b"]
-    assert parse_models("a, b,") == ["a", "b"]
-    assert parse_models("") == []
+    assert parse_list('["a", "b"]') == ["a", "b"]
+    assert parse_list("a, b,") == ["a", "b"] and parse_list("a b") == ["a", "b"]
+    assert parse_list("") == [] and parse_list(None) is None
     with pytest.raises(UsageError, match="JSON list"):
-        parse_models('["a"')
+        parse_list('["a"')
 
 
 def test_posts_to_slack(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -42,3 +42,31 @@ def test_folder_name_must_match(cli: Cli, monorepo: Path) -> None:
     result = cli("validate")
     assert result.code == 1
     assert "must equal the model folder name 'iris_v2'" in result.err
+
+
+def test_two_models_sharing_a_port_are_refused_naming_both_files(cli: Cli, monorepo: Path) -> None:
+    import yaml
+
+    from tests.conftest import bake_example
+
+    bake_example(monorepo / "models", model_name="Fraud Scorer", framework="xgboost")
+    assert cli("validate").code == 0, "a freshly baked model gets its own ports"
+    iris = yaml.safe_load((monorepo / "models/iris_classifier/config.yaml").read_text())
+    path = monorepo / "models/fraud_scorer/config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config.setdefault("serving", {})["ports"] = {
+        "dev": 39001,
+        "staging": iris_port(iris, "staging"),
+        "production": 39003,
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    for args in (("validate",), ("validate", "fraud_scorer"), ("validate", "--files", str(path))):
+        result = cli(*args)
+        assert result.code == 1, args
+        assert f"port {iris_port(iris, 'staging')} is used by" in result.err
+        assert "models/fraud_scorer/config.yaml (serving.ports.staging)" in result.err
+        assert "models/iris_classifier/config.yaml (serving.ports.staging)" in result.err
+
+
+def iris_port(config: dict, env: str) -> int:
+    return int(((config.get("serving") or {}).get("ports") or {}).get(env) or {"staging": 3100}[env])

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 
 from modelctl.changes import Selection
 from modelctl.changeset import compute
 from modelctl.console import err
 from modelctl.envs import TOX_PREFIX
 from modelctl.errors import UsageError
+from modelctl.github import write_outputs
 from modelctl.names import parse_list
 from modelctl.repo import Repo, find_repo
 from modelctl.shards import matrix, shard
@@ -38,7 +38,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     group.add_argument("--models", help="select exactly these models (comma-separated)")
     parser.set_defaults(
         run=lambda a: changed(
-            find_repo(), a.base, a.head, a.format, select_every=a.all, models=parse_list(a.models), rules=a.rules_from
+            find_repo(),
+            a.base,
+            a.head,
+            a.format,
+            select_every=a.all,
+            models=parse_list(a.models) or None,  # an empty --models (a workflow input left blank) is no list
+            rules=a.rules_from,
         )
     )
 
@@ -96,9 +102,7 @@ def github_outputs(repo: Repo, selection: Selection) -> dict[str, str]:
 
 def write_github_output(repo: Repo, selection: Selection) -> None:
     outputs = github_outputs(repo, selection)
-    with Path(os.environ["GITHUB_OUTPUT"]).open("a", encoding="utf-8") as handle:
-        for key, value in outputs.items():
-            handle.write(f"{key}={value}\n")
+    write_outputs(outputs)
     jobs = json.loads(outputs["matrix"])["include"]
     err.print(
         f"{len(selection.models)} model(s) in {len(jobs)} job(s) (limit {repo.settings.max_jobs}); "

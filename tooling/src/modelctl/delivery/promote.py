@@ -14,10 +14,11 @@ from modelctl.delivery import candidate as candidates
 from modelctl.delivery import fuzzing, gate, release
 from modelctl.delivery.reports import new_report_dir
 from modelctl.delivery.stages import StageLog
-from modelctl.errors import GateRefusedError, ModelctlError
+from modelctl.errors import ModelctlError
 from modelctl.ledger import Record
 from modelctl.model import Model
 from modelctl.notify import Message, notify
+from modelctl.redact import redact
 from modelctl.state import State
 
 
@@ -111,9 +112,9 @@ def _promote(
 ) -> None:
     try:
         verify(model, bento, log, examples, result)
-    except GateRefusedError as exc:
+    except ModelctlError as exc:  # refused by a gate, or could not even start: a failed attempt, nothing changes
         refused = release.new_record(model, env, release.choose_target(model, target), bento, "failed")
-        refused.reason = str(exc).splitlines()[0]
+        refused.reason = redact(str(exc).splitlines()[0])
         State.of(model.repo).ledger.append(refused)
         result.record = refused
         raise

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from modelctl import bentostore, cmd, procs
+from modelctl import bentostore, cmd, git, procs
 from modelctl.console import err
 from modelctl.delivery.gate import passed_summary
 from modelctl.delivery.train import store_env
@@ -109,6 +109,8 @@ def deploy(
     ledger = State.of(model.repo).ledger
     with local.deploy_lock(model.repo, model.name, env):
         try:
+            if outcome != "rolled_back":
+                refuse_older(model, env, record, ledger.live(model.name, env))
             url = deploy_to(model, env, chosen, bento)
         except ModelctlError as exc:
             record.outcome, record.reason = "failed", redact(str(exc).splitlines()[0])
@@ -116,6 +118,20 @@ def deploy(
         record.outcome = outcome if url is not None else "rendered"
         record.url = url
         return ledger.append(record)
+
+
+def refuse_older(model: Model, env: str, candidate: Record, live: Record | None) -> None:
+    """Refuse a bento built from a commit older than the live one's: a re-run or an out-of-order approval must
+    not put an older version over a newer one (`modelctl rollback` is the explicit way back)."""
+    if live is None or not live.git_commit or not candidate.git_commit or live.git_commit == candidate.git_commit:
+        return
+    older = git.is_ancestor(model.repo.root, candidate.git_commit, live.git_commit)
+    if older:
+        raise ReleaseError(
+            f"{candidate.bento} was built from {candidate.git_commit}, older than {live.git_commit} of the live "
+            f"{live.bento} in {env}: refusing to go back in time (use `modelctl rollback {model.name} --env {env}` "
+            "to do it on purpose)"
+        )
 
 
 def deploy_to(model: Model, env: str, target: str, bento: str) -> str | None:

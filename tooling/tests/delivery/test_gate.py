@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from modelctl.delivery.gate import evaluate, markdown, read_summary
 from modelctl.errors import ModelctlError
-from modelctl.gate import evaluate, markdown, read_summary
 from modelkit import parse_config
 
 CONFIG = parse_config(

@@ -6,16 +6,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from modelctl.errors import ModelctlError
-from modelctl.retrain import decide, is_due
+from modelctl.delivery.retrain import StepError, decide
+from modelctl.schedules import is_due
 from modelkit import parse_config
 
 BASE = "name: m\ndescription: d\nowner: o\nframework: sklearn\n"
 
 
-def config(metric: str = "accuracy", direction: str = "maximize", min_improvement: float = 0.01) -> object:
+def config(
+    metric: str = "accuracy", direction: str = "maximize", min_improvement: float = 0.01, floor: float | None = None
+) -> object:
+    extra = "" if floor is None else f", min_metric: {floor}"
     return parse_config(
-        BASE + f"retrain: {{metric: {metric}, direction: {direction}, min_improvement: {min_improvement}}}\n"
+        BASE + f"retrain: {{metric: {metric}, direction: {direction}, min_improvement: {min_improvement}{extra}}}\n"
     )
 
 
@@ -45,8 +48,40 @@ def test_no_champion_promotes() -> None:
 
 
 def test_unknown_metric_is_a_clear_error() -> None:
-    with pytest.raises(ModelctlError, match="retrain.metric 'auc' is not among the metrics"):
+    with pytest.raises(StepError, match="retrain.metric 'auc' is not among the metrics"):
         decide(config("auc"), {"accuracy": 0.9}, {"accuracy": 0.8})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_candidate_fails_the_run(value: float) -> None:
+    with pytest.raises(StepError, match="not a finite number; nothing promoted") as info:
+        decide(config(), {"accuracy": value}, {"accuracy": 0.8})
+    assert info.value.step == "evaluate"
+
+
+def test_a_non_finite_champion_can_be_replaced() -> None:
+    decision = decide(config(), {"accuracy": 0.7}, {"accuracy": float("nan")})
+    assert decision.promote and "not finite" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("direction", "floor", "score", "champion", "promote"),
+    [
+        ("maximize", 0.9, 0.85, None, False),  # a first run must still pass the floor
+        ("maximize", 0.9, 0.95, None, True),
+        ("maximize", 0.9, 0.89, 0.5, False),  # better than a poor champion, still under the floor
+        ("minimize", 30.0, 31.0, None, False),  # for rmse the floor is a ceiling
+        ("minimize", 30.0, 25.0, 40.0, True),
+    ],
+)
+def test_the_absolute_floor(direction: str, floor: float, score: float, champion: float | None, promote: bool) -> None:
+    metric = "accuracy" if direction == "maximize" else "rmse"
+    decision = decide(
+        config(metric, direction, floor=floor), {metric: score}, None if champion is None else {metric: champion}
+    )
+    assert decision.promote is promote, decision.reason
+    if not promote:
+        assert "misses retrain.min_metric" in decision.reason
 
 
 def test_due_within_the_window() -> None:

@@ -1,0 +1,141 @@
+"""Release: deploy, status, rollback, undeploy, export and import of gate-passed bentos (real servers)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelctl import procs
+from modelctl.delivery import build, promote, release, train
+from modelctl.delivery.stages import StageLog
+from modelctl.errors import UsageError
+from modelctl.main import main
+from modelctl.repo import Repo
+from modelctl.state import State
+from modelctl.targets import kubernetes, local
+from tests.conftest import MODEL
+from tests.delivery.helpers import config_changed, predict, served_model
+
+pytestmark = pytest.mark.slow
+
+
+def status_of(repo: Repo, env: str) -> dict[str, object]:
+    return next(r for r in release.status_rows(repo, [MODEL]) if r["env"] == env)
+
+
+def test_deploy_status_rollback_undeploy(delivery: Repo, gated: tuple[str, str]) -> None:
+    model = delivery.model(MODEL)
+    ledger = State.of(delivery).ledger
+    first = release.deploy(model, "staging", gated[1])
+    try:
+        assert first.outcome == "deployed" and first.url and first.metrics["accuracy"] > 0.85
+        assert first.loadtest["p90_ms"] > 0, "the gate's numbers are in the ledger"
+        assert (status_of(delivery, "staging")["health"], status_of(delivery, "staging")["version"]) == (
+            "up",
+            first.version,
+        )
+        assert served_model(first.url) == gated[0]
+
+        second_tag = train.train(model).model_tag
+        second_bento = build.build(model).bento
+        promote.verify(model, second_bento, StageLog("second", []), examples=5)
+        second = release.deploy(model, "staging", second_bento)
+        assert second.version == first.version + 1 and second.url == first.url
+        assert served_model(first.url) == second_tag != gated[0]
+
+        assert main(["rollback", MODEL, "--env", "staging"]) == 0
+        live = ledger.live(MODEL, "staging")
+        assert live is not None and (live.outcome, live.version, live.bento) == ("rolled_back", first.version, gated[1])
+        assert served_model(first.url) == gated[0], "a rollback restores the model, not only the code"
+        assert main(["rollback", MODEL, "--env", "staging", "--to", str(second.version)]) == 0
+        assert served_model(first.url) == second_tag
+    finally:
+        assert main(["undeploy", MODEL, "--env", "staging"]) == 0
+    assert status_of(delivery, "staging")["health"] == "not deployed"
+    assert not procs.healthy(first.url)
+
+
+def test_production_needs_approval(delivery: Repo, gated: tuple[str, str]) -> None:
+    with pytest.raises(UsageError, match="production requires approval: pass --yes"):
+        release.deploy(delivery.model(MODEL), "production", gated[1])
+    assert main(["deploy", MODEL, "--env", "production", "--bento", gated[1]]) == 2
+
+
+def test_a_killed_live_service_is_reported_down_and_a_redeploy_restores_it(
+    delivery: Repo, gated: tuple[str, str]
+) -> None:
+    model = delivery.model(MODEL)
+    release.deploy(model, "staging", gated[1])
+    try:
+        live = local.read_live(delivery, MODEL, "staging")
+        assert live is not None and live.workers, "the worker pids are recorded"
+        os.kill(live.pid, signal.SIGKILL)  # a crash of the server process: its workers are orphaned
+        while procs.alive(live.pid):
+            pass
+        assert status_of(delivery, "staging")["health"] == "down"
+        record = release.deploy(model, "staging", gated[1])
+        assert record.url is not None
+        predict(record.url, delivery)
+        assert status_of(delivery, "staging")["health"] == "up"
+    finally:
+        release.undeploy(model, "staging")
+
+
+def test_a_second_deploy_waits_then_fails_clearly(
+    delivery: Repo, gated: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELCTL_DEPLOY_LOCK_WAIT", "1")
+    ledger = State.of(delivery).ledger
+    records_before = len(ledger.records(MODEL))
+    with local.deploy_lock(delivery, MODEL, "staging"):
+        with pytest.raises(local.DeployError, match="another deploy of iris_classifier to staging is still running"):
+            release.deploy(delivery.model(MODEL), "staging", gated[1])
+    assert len(ledger.records(MODEL)) == records_before
+
+
+def test_an_exported_bento_is_checked_before_it_is_deployed(
+    delivery: Repo, gated: tuple[str, str], tmp_path: Path
+) -> None:
+    artifact = tmp_path / "dist" / "model.bento"
+    assert main(["export", MODEL, "--bento", gated[1], "--out", str(artifact)]) == 0
+    checksum = Path(f"{artifact}.sha256")
+    good = checksum.read_text()
+    checksum.write_text("0" * 64 + "  model.bento\n")
+    assert main(["deploy", MODEL, "--env", "production", "--yes", "--bento-file", str(artifact)]) == 1
+    checksum.write_text(good)
+    assert main(["deploy", MODEL, "--env", "production", "--yes", "--bento-file", str(artifact)]) == 0
+    try:
+        record = State.of(delivery).ledger.live(MODEL, "production")
+        assert record is not None and record.sha256 == good.split()[0] and record.bento == gated[1]
+        assert record.url is not None
+        predict(record.url, delivery)
+    finally:
+        assert main(["undeploy", MODEL, "--env", "production"]) == 0
+
+
+def test_the_kubernetes_target_renders_valid_manifests(delivery: Repo, gated: tuple[str, str]) -> None:
+    import kubernetes_validate
+
+    ledger = State.of(delivery).ledger
+    live_before = ledger.live(MODEL, "staging")
+    with config_changed(
+        delivery, deploy__targets=["local", "kubernetes"], deploy__kubernetes={"image_repository": "ghcr.io/acme"}
+    ) as repo:
+        record = release.deploy(repo.model(MODEL), "staging", gated[1], target="kubernetes")
+    assert record.outcome == "rendered" and record.url is None
+    manifests = list(
+        yaml.safe_load_all((State.of(delivery).deploy_dir(MODEL, "staging") / "kubernetes.yaml").read_text())
+    )
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, "1.30", strict=True)
+    assert ledger.live(MODEL, "staging") == live_before, "rendering does not change what is live"
+
+
+def test_containerize_without_docker_fails_clearly(delivery: Repo, gated: tuple[str, str]) -> None:
+    model = delivery.model(MODEL)
+    with pytest.raises(kubernetes.KubernetesError, match="needs a running Docker daemon"):
+        kubernetes.containerize(model.python(), gated[1], "ghcr.io/acme/x:1", State.of(delivery).env())

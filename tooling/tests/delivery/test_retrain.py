@@ -1,0 +1,151 @@
+"""Champion/challenger retraining end to end: fresh data from SQL, a candidate, the decision, promotion."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from modelctl.delivery import release, retrain
+from modelctl.delivery.train import store_env
+from modelctl.main import main
+from modelctl.repo import Repo
+from modelctl.state import State
+from tests.conftest import MODEL
+from tests.delivery.helpers import appended, config_changed, served_model
+from tests.stand_ins import http_stand_in
+
+pytestmark = pytest.mark.slow
+DATA_ENV = "IRIS_CLASSIFIER_DATA_URL"
+
+
+def packaged_rows(repo: Repo) -> list[list[float]]:
+    """The model's packaged training rows (features + target), read in the model's own environment."""
+    script = (
+        "import json, train; d = train.load_data(); "
+        "print(json.dumps([[*map(float, x), int(y)] for x, y in zip(d.features, d.target)]))"
+    )
+    result = repo.model(MODEL).run(["-c", script], what="read rows", env=store_env(repo.model(MODEL)))
+    return list(json.loads(result.stdout))
+
+
+def make_db(repo: Repo, path: Path, shuffled: bool) -> str:
+    """A SQLite copy of the model's data (labels shuffled: a poor model) in the table the template queries."""
+    rows = packaged_rows(repo)
+    labels = [int(row[-1]) for row in rows]
+    if shuffled:
+        random.Random(1).shuffle(labels)
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            f"CREATE TABLE {MODEL}_training (sepal_length REAL, sepal_width REAL, petal_length REAL, "
+            "petal_width REAL, target INTEGER)"
+        )
+        connection.executemany(
+            f"INSERT INTO {MODEL}_training VALUES (?, ?, ?, ?, ?)",
+            [(*row[:-1], label) for row, label in zip(rows, labels, strict=True)],
+        )
+    return f"sqlite:///{path}"
+
+
+def test_a_better_candidate_is_promoted_and_a_worse_one_is_not(
+    delivery: Repo, gated: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = delivery.model(MODEL)
+    monkeypatch.setenv(DATA_ENV, make_db(delivery, tmp_path / "noisy.db", shuffled=True))
+    from modelctl.delivery import build, promote, train
+    from modelctl.delivery.stages import StageLog
+
+    champion_tag = train.train(model).model_tag
+    champion_bento = build.build(model).bento
+    promote.verify(model, champion_bento, StageLog("champion", []), examples=5)
+    champion = release.deploy(model, "production", champion_bento, approved=True)
+    try:
+        assert champion.url is not None and served_model(champion.url) == champion_tag
+        monkeypatch.setenv(DATA_ENV, make_db(delivery, tmp_path / "clean.db", shuffled=False))
+        with http_stand_in([]) as slack:
+            monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
+            record = retrain.retrain(model, "production")
+        assert record["decision"].startswith("promoted"), record
+        assert record["candidate_metrics"]["accuracy"] > record["champion_metrics"]["accuracy"] + 0.3
+        live = State.of(delivery).ledger.live(MODEL, "production")
+        assert live is not None and live.model_tag == record["candidate"] != champion_tag
+        assert served_model(champion.url) == record["candidate"], "the new version is live"
+        assert len(slack.requests) == 1, "one notification for the run"
+        text = slack.requests[0].body["text"]
+        assert "candidate accuracy" in text and "champion accuracy" in text and "promoted" in text
+
+        before = State.of(delivery).ledger.live(MODEL, "production")
+        with http_stand_in([]) as slack:
+            monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
+            kept = retrain.retrain(model, "production")
+        assert kept["decision"] == "kept champion" and "not better" in kept["reason"]
+        assert State.of(delivery).ledger.live(MODEL, "production") == before
+        assert "kept champion" in slack.requests[-1].body["text"]
+        assert State.of(delivery).retrain_log.records(MODEL)[-1]["decision"] == "kept champion"
+        assert not list((State.of(delivery).root / "retrain-runs" / MODEL).glob("*")), "no training data left"
+    finally:
+        release.undeploy(model, "production")
+
+
+def test_a_failed_step_alerts_keeps_live_and_never_leaks_the_password(
+    delivery: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    password = "hunter2-data-secret"
+    url = f"sqlite://reader:{password}@/{tmp_path / 'empty.db'}"  # no table: the extract step fails
+    monkeypatch.setenv(DATA_ENV, url)
+    before = State.of(delivery).ledger.live(MODEL, "production")
+    with http_stand_in([]) as slack:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
+        assert main(["retrain", MODEL, "--env", "production"]) == 1
+    captured = capsys.readouterr()
+    assert "failed at extract" in captured.err
+    assert "retrain iris_classifier failed at extract" in slack.requests[-1].body["text"]
+    assert State.of(delivery).ledger.live(MODEL, "production") == before
+    log = State.of(delivery).retrain_log
+    assert log.records(MODEL)[-1]["failed_step"] == "extract"
+    everything = captured.out + captured.err + json.dumps([r.body for r in slack.requests])
+    everything += log.path(MODEL).read_text()
+    assert password not in everything
+
+
+def test_a_nan_candidate_fails_clearly(delivery: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = delivery.model(MODEL)
+    nan_evaluate = "def evaluate(model, holdout):\n    return {'accuracy': float('nan')}"
+    with appended(model.folder / "train.py", nan_evaluate):
+        with pytest.raises(retrain.RetrainError, match="not a finite number"):
+            retrain.retrain(model, "staging")
+    assert State.of(delivery).retrain_log.records(MODEL)[-1]["failed_step"] == "evaluate"
+
+
+def test_in_ci_the_data_source_is_required(
+    delivery: Repo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    assert main(["retrain", MODEL, "--require-data"]) == 1
+    assert "IRIS_CLASSIFIER_DATA_URL is not set" in capsys.readouterr().err
+
+
+def test_in_github_actions_a_winner_dispatches_the_deploy_workflow(
+    delivery: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DATA_ENV, make_db(delivery, tmp_path / "clean.db", shuffled=False))
+    before = State.of(delivery).ledger.live(MODEL, "production")
+    for key, value in {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_TOKEN": "t0ken-value",
+        "GITHUB_REPOSITORY": "acme/models",
+        "GITHUB_REF_NAME": "main",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with config_changed(delivery, retrain__min_improvement=0.0) as repo, http_stand_in([204]) as github:
+        monkeypatch.setenv("GITHUB_API_URL", github.url)
+        record = retrain.retrain(repo.model(MODEL), "production")
+    assert record["decision"] == "promoted: deploy.yml dispatched"
+    request = github.requests[0]
+    assert (request.method, request.path) == ("POST", "/repos/acme/models/actions/workflows/deploy.yml/dispatches")
+    assert request.headers["Authorization"] == "Bearer t0ken-value"
+    assert request.body["ref"] == "main" and request.body["inputs"]["candidate"] == record["candidate"]
+    assert State.of(delivery).ledger.live(MODEL, "production") == before, "CI promotes through deploy.yml only"

@@ -1,0 +1,22 @@
+"""Passwords in URLs and secret values never reach messages, logs or notifications."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelctl.redact import redact
+
+
+def test_url_passwords_are_masked() -> None:
+    text = "query failed at postgresql+psycopg://scott:tiger-42@db.internal:5432/prod (no rows)"
+    assert redact(text) == "query failed at postgresql+psycopg://scott:***@db.internal:5432/prod (no rows)"
+    assert redact("s3://bucket/key and https://example.com/a@b and sqlite:////tmp/x.db") == (
+        "s3://bucket/key and https://example.com/a@b and sqlite:////tmp/x.db"
+    )
+
+
+def test_secret_values_from_the_environment_are_masked_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAUD_DATA_URL", "mysql://u:hunter2pw@h/db")
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/abcdefghijkl")
+    text = "password hunter2pw was rejected; posting to https://hooks.slack.com/services/T0/B0/abcdefghijkl"
+    assert "hunter2pw" not in redact(text) and "abcdefghijkl" not in redact(text)

@@ -1,0 +1,62 @@
+"""The monorepo, its `[tool.modelctl]` settings, and a Model resolved once."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelctl import envs
+from modelctl.errors import UsageError
+from modelctl.model import model_process_env
+from modelctl.repo import GITHUB_MATRIX_LIMIT, Repo, Settings
+
+
+def test_settings_defaults_and_validation(tmp_path: Path) -> None:
+    assert Settings.read(tmp_path) == Settings()
+    (tmp_path / "pyproject.toml").write_text('[tool.modelctl]\nmax_jobs = 40\nrepo_wide_paths = ["tox.ini"]\n')
+    assert Settings.read(tmp_path) == Settings(("tox.ini",), 40)
+    for bad in ("0", "257", "true", '"10"'):
+        (tmp_path / "pyproject.toml").write_text(f"[tool.modelctl]\nmax_jobs = {bad}\n")
+        with pytest.raises(UsageError, match=f"max_jobs must be an integer from 1 to {GITHUB_MATRIX_LIMIT}"):
+            Settings.read(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.modelctl\n")
+    with pytest.raises(UsageError, match="invalid TOML"):
+        Settings.read(tmp_path)
+
+
+def test_model_is_resolved_once(monorepo: Path) -> None:
+    repo = Repo(monorepo)
+    model = repo.model("iris_classifier")
+    assert repo.model("iris_classifier") is model
+    assert model.folder == monorepo / "models" / "iris_classifier" and model.config.name == "iris_classifier"
+    assert model.sample()["instances"]
+    with pytest.raises(UsageError, match="unknown model 'nope'"):
+        repo.model("nope")
+
+
+def test_bad_sample_is_a_clear_error(monorepo: Path) -> None:
+    model = Repo(monorepo).model("iris_classifier")
+    (model.folder / "sample_request.json").write_text('{"rows": []}')
+    with pytest.raises(UsageError, match=r'sample_request.json must be \{"instances"'):
+        model.sample()
+
+
+def test_model_processes_never_see_deploy_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("BENTO_CLOUD_API_KEY", "SLACK_WEBHOOK_URL", "GITHUB_TOKEN"):
+        monkeypatch.setenv(name, "s3cr3t-value")
+    monkeypatch.setenv("IRIS_CLASSIFIER_DATA_URL", "sqlite:////data/x.db")
+    env = model_process_env({"BENTOML_HOME": "/h"})
+    assert not {"BENTO_CLOUD_API_KEY", "SLACK_WEBHOOK_URL", "GITHUB_TOKEN"} & set(env)
+    assert env["IRIS_CLASSIFIER_DATA_URL"] == "sqlite:////data/x.db" and env["BENTOML_HOME"] == "/h"
+
+
+def test_environment_fingerprint_follows_requirements(monorepo: Path) -> None:
+    folder = monorepo / "models" / "iris_classifier"
+    before = envs._fingerprint(monorepo, folder)  # noqa: SLF001 - the stamp's input
+    assert envs._fingerprint(monorepo, folder) == before  # noqa: SLF001
+    requirements = folder / "requirements.txt"
+    requirements.write_text(requirements.read_text() + "tqdm==4.67.1\n")
+    assert envs._fingerprint(monorepo, folder) != before, "a new pin means a new environment"  # noqa: SLF001
+    assert sys.version.encode()
