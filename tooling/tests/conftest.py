@@ -162,12 +162,13 @@ def free_ports(count: int) -> list[int]:
 
 
 def fast_config(root: Path, model: str = MODEL) -> None:
-    """A short load test with a few users, and free loopback ports (never a running demo's)."""
+    """A short load test with a few users and a latency limit no busy machine misses (the tests that are about
+    the gate set their own), and free loopback ports (never a running demo's)."""
     import yaml
 
     path = root / "models" / model / "config.yaml"
     config = yaml.safe_load(path.read_text())
-    config.setdefault("loadtest", {}).update(users=8, spawn_rate=8, duration_s=5)
+    config.setdefault("loadtest", {}).update(users=8, spawn_rate=8, duration_s=5, max_p90_ms=10_000)
     ports = free_ports(3)
     config.setdefault("serving", {})["ports"] = dict(zip(("dev", "staging", "production"), ports, strict=True))
     path.write_text(yaml.safe_dump(config, sort_keys=False))

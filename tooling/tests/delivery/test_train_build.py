@@ -39,6 +39,17 @@ def test_train_then_build_pins_the_model_and_labels_the_bento(delivery: Repo) ->
     assert labels["git_commit"] == git(delivery.root, "rev-parse", "--short=12", "HEAD").strip()
     assert (labels["framework"], labels["task"]) == ("sklearn", "classification")
     assert not (model.folder / build.BUILD_DIR).exists(), "build leftovers are removed"
+
+    # What ships is what the gate runs: the bento's requirements are the environment's exact versions, hashed.
+    bento_dir = State.of(delivery).bentoml_home / "bentos" / MODEL / built.bento.split(":")[1]
+    shipped = (bento_dir / "env" / "python" / "requirements.txt").read_text()
+    environment = model.run(["-m", "pip", "freeze"], what="pip freeze").stdout
+    versions = dict(line.lower().split("==", 1) for line in environment.splitlines() if "==" in line)
+    pins = [line.split()[0] for line in shipped.splitlines() if "==" in line and not line.startswith(" ")]
+    assert len(pins) > 20 and "--hash=sha256:" in shipped and labels["dependency_hashes"] == "true"
+    for pin in pins:
+        name, version = pin.lower().split("==", 1)
+        assert versions.get(name.replace("_", "-"), versions.get(name)) == version, pin
     older = build.build(model, model_tag=trained.model_tag)
     assert older.model_tag == trained.model_tag
 
@@ -53,3 +64,14 @@ def test_a_broken_train_script_fails_with_its_error(delivery: Repo, capsys: pyte
         path.write_text(original)
     err = capsys.readouterr().err
     assert "models/iris_classifier/train.py (python train.py) exited 1" in err and "the data is gone" in err
+
+
+def test_compiled_requirements_are_split_into_entries_with_their_hashes() -> None:
+    text = "# comment\na==1 \\\n    --hash=sha256:aa\nmodelkit @ file:///x.whl \\\n    --hash=sha256:bb\n\nb==2\n"
+    blocks = build._requirement_blocks(text)  # noqa: SLF001
+    assert blocks == [
+        "a==1 \\\n    --hash=sha256:aa\n",
+        "modelkit @ file:///x.whl \\\n    --hash=sha256:bb\n",
+        "b==2\n",
+    ]
+    assert build._pinned_closure("x==1\n", "a==1\n-e /src\n") == "x==1\na==1\n"  # noqa: SLF001

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from modelctl import cmd, git, requirements
+from modelctl.console import err
 from modelctl.delivery.train import store_env
 from modelctl.envs import runtime_script
 from modelctl.errors import ModelctlError
@@ -52,7 +54,8 @@ def build(model: Model, model_tag: str | None = None) -> Built:
         except (OSError, ValueError) as exc:
             raise BuildError(f"cannot read {model.relative('requirements.txt')}: {exc}") from exc
         bento_requirements = work / "requirements.txt"
-        bento_requirements.write_text(requirements.for_bento(lines), encoding="utf-8")
+        locked, hashed = lock(model, requirements.for_bento(lines), wheels[0], work)
+        bento_requirements.write_text(locked, encoding="utf-8")
         spec = work / "spec.json"
         config = model.config
         spec.write_text(
@@ -65,6 +68,7 @@ def build(model: Model, model_tag: str | None = None) -> Built:
                         "owner": config.owner,
                         "framework": config.framework,
                         "task": config.task,
+                        "dependency_hashes": "true" if hashed else "false",
                     },
                     # bentoml refuses absolute paths here: relative to the build context (the model folder)
                     "requirements_txt": str(bento_requirements.relative_to(model.folder)),
@@ -92,3 +96,50 @@ def runtime_result(result: cmd.Completed) -> dict[str, object]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def lock(model: Model, runtime: str, shared_wheel: Path, work: Path) -> tuple[str, bool]:
+    """The bento's requirements: the full runtime dependency set at exactly the versions of the environment the
+    gate runs the bento in, with hashes; (text, hashed).
+
+    Resolved once, here, so that what ships is what was load-tested. Without the package index (offline) the
+    hashes cannot be fetched: the exact versions are still pinned, and the bento's `dependency_hashes` label
+    says `false`.
+    """
+    uv = _uv()
+    frozen = cmd.run(
+        [uv, "pip", "freeze", "--exclude-editable", "--python", model.python()], what="listing the model's environment"
+    ).stdout
+    constraints = work / "environment.txt"
+    constraints.write_text(frozen, encoding="utf-8")
+    inputs = work / "runtime.in"
+    inputs.write_text(runtime + f"{shared_wheel}\n", encoding="utf-8")
+    try:
+        compiled = cmd.run(
+            [uv, "pip", "compile", "--quiet", "--generate-hashes", "--no-header", "--no-annotate",
+             "--python", model.python(), "-c", constraints, inputs],
+            what="locking the bento's dependencies",
+            timeout=300,
+        ).stdout  # fmt: skip
+    except cmd.CommandError as exc:
+        err.print(f"warning: {str(exc).splitlines()[0]}; the bento pins exact versions without hashes", markup=False)
+        return _pinned_closure(runtime, frozen), False
+    # The shared/ wheel itself is packaged by bentoml beside the requirements; its dependencies stay here.
+    kept = [block for block in _requirement_blocks(compiled) if "modelkit" not in block.split("==")[0]]
+    return "".join(kept), True
+
+
+def _requirement_blocks(text: str) -> list[str]:
+    """Requirement entries of a compiled file, each with its continuation (hash) lines."""
+    blocks: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith((" ", "\t")) and blocks:
+            blocks[-1] += line
+        elif line.strip() and not line.lstrip().startswith("#"):
+            blocks.append(line)
+    return blocks
+
+
+def _pinned_closure(runtime: str, frozen: str) -> str:
+    """Offline fallback: the runtime requirements, then every package of the environment at its exact version."""
+    return runtime + "".join(line + "\n" for line in frozen.splitlines() if "==" in line)
