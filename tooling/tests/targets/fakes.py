@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,8 +45,8 @@ class Server:
 
 
 @contextmanager
-def serve(handler: Handler) -> Iterator[Server]:
-    """A ThreadingHTTPServer on a free loopback port answering every request with ``handler``."""
+def serve(handler: Handler, tls: ssl.SSLContext | None = None) -> Iterator[Server]:
+    """A ThreadingHTTPServer on a free loopback port answering every request with ``handler`` (HTTPS with ``tls``)."""
     server_state = Server(url="")
     lock = threading.Lock()
 
@@ -80,10 +81,12 @@ def serve(handler: Handler) -> Iterator[Server]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handle)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     server_state.port = int(server.server_address[1])
-    server_state.url = f"http://127.0.0.1:{server_state.port}"
+    server_state.url = f"{'https' if tls else 'http'}://127.0.0.1:{server_state.port}"
     try:
         yield server_state
     finally:
