@@ -53,7 +53,7 @@ def bento_yaml(name: str = MODEL, version: str = VERSION, model_tag: str = f"{MO
             }
         ],
         "envs": [],
-        "schema": {"name": "IrisClassifier", "type": "service", "routes": []},
+        "schema": {"name": "IrisClassifier", "type": "service", "routes": [{"name": "predict", "route": "/predict"}]},
         "args": {},
         "spec": 2,
     }
@@ -146,7 +146,7 @@ def test_an_exported_bento_is_accepted_and_described(valid: Path) -> None:
     assert info.model_tag == f"{MODEL}:{MODEL_VERSION}" and info.model_tags == (f"{MODEL}:{MODEL_VERSION}",)
     assert info.sha256 == digest(valid) and info.size == valid.stat().st_size
     assert info.service == "IrisClassifier" and info.labels["git_commit"] == "0123abcd"
-    assert info.compression == "xz" and info.members == 11
+    assert info.compression == "xz" and info.members == 11 and info.routes == ("/predict",)
 
 
 def test_the_layout_is_the_one_bentoml_export_writes(valid: Path) -> None:
@@ -433,7 +433,7 @@ def test_a_real_bentoml_export_is_accepted_and_imported(tmp_path: Path, bentoml_
     bentoml("export", tag, str(exported))
 
     info = archive.inspect(exported, "tiny_model", digest(exported))
-    assert info.tag == tag and info.compression == "xz" and info.service == "Tiny"
+    assert info.tag == tag and info.compression == "xz" and info.service == "Tiny" and info.routes == ("/predict",)
     assert info.model_tag is not None and info.model_tag.startswith("tiny_model:")
 
     deploy_home = tmp_path / "deploy-home"

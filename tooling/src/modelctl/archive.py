@@ -74,6 +74,7 @@ class ArchiveInfo:
     model_tags: tuple[str, ...] = ()
     service: str = ""  # the entry service class, e.g. "IrisClassifier" (BentoCloud's services key)
     labels: Mapping[str, str] = field(default_factory=dict)  # bento labels, e.g. git_commit
+    routes: tuple[str, ...] = ()  # the service's API routes, e.g. ("/predict",): what the watch judges
     compression: str = ""  # "xz", "gz", "bz2" or "" (plain tar)
     members: int = 0
     unpacked_bytes: int = 0
@@ -423,9 +424,18 @@ def _bento_info(
         model_tags=model_tags,
         service=service,
         labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+        routes=_routes(info),
         compression=compression,
         members=len(files),
         unpacked_bytes=total,
+    )
+
+
+def _routes(info: dict[str, Any]) -> tuple[str, ...]:
+    schema = info.get("schema")
+    routes = schema.get("routes") if isinstance(schema, dict) else None
+    return tuple(
+        str(route["route"]) for route in routes or [] if isinstance(route, dict) and isinstance(route.get("route"), str)
     )
 
 
