@@ -1,27 +1,58 @@
-"""The `kubernetes` target: manifests for a containerized bento, applied with kubectl when a context is set.
+"""The `kubernetes` target: manifests for a containerized bento, applied when a context is set.
 
 Yatai does not support BentoML >= 1.2, so the bento is containerized (`bentoml containerize`, which needs
 Docker) and run by plain Deployment / Service / HorizontalPodAutoscaler / PodDisruptionBudget objects
 that probe BentoML's /readyz and /livez.
+
+The pods pass the Pod Security Standards "restricted" profile (issue 13 item 10): they run as the
+non-root ``bentoml`` user that `bentoml containerize` images create (uid/gid 1034), without privilege
+escalation or capabilities, with the RuntimeDefault seccomp profile and a read-only root filesystem.
+What BentoML 1.4 writes while serving goes to two emptyDir volumes: ``/tmp`` (its UNIX sockets) and
+its home (stores, ``prometheus_multiproc_dir``); the bento itself (``/home/bentoml/bento``, models
+included) is only read. No service-account token is mounted: the service never calls the API.
+
+Undeploy and the post-deploy watch talk to the API server directly (httpx), with the server, CA and
+credentials of the kubeconfig context: kubectl is not needed for either.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import shutil
-import subprocess
+import ssl
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
+import httpx
 import yaml
 
+from modelctl import cmd, watch
 from modelctl.errors import ModelctlError
 from modelkit import ModelConfig
 
 CONTAINER_PORT = 3000
+# The user `bentoml containerize` images run as (BENTO_USER_UID/GID in BentoML 1.4's Dockerfile template).
+BENTO_UID = 1034
+# Inside the image BENTOML_HOME is /home/bentoml, which also holds the bento: the runtime home moves
+# to a writable volume, the bento stays read-only.
+RUNTIME_HOME = "/home/bentoml/runtime"
+MANAGED_BY = "modelctl"
 
 
 class KubernetesError(ModelctlError):
     pass
+
+
+def resource_name(model: str, env: str) -> str:
+    """The name of every object of ``model`` in ``env`` (a DNS label: underscores become dashes)."""
+    return f"{model.replace('_', '-')}-{env}"
 
 
 def image(config: ModelConfig, bento: str) -> str:
@@ -33,75 +64,52 @@ def image(config: ModelConfig, bento: str) -> str:
 
 
 def render(config: ModelConfig, bento: str, env: str) -> list[dict[str, Any]]:
-    """Deployment, Service, HPA and PDB for ``bento`` in ``env``."""
-    name = f"{config.name.replace('_', '-')}-{env}"
+    """Deployment, Service, HPA and PDB for ``bento`` in ``env``.
+
+    Every document gets its own dicts (nothing shared), so the YAML has no anchors or aliases.
+    """
+    name = resource_name(config.name, env)
     namespace = config.deploy.kubernetes.namespace
-    labels = {
-        "app.kubernetes.io/name": config.name.replace("_", "-"),
-        "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/version": bento.partition(":")[2],
-        "modelctl/env": env,
-    }
-    selector = {"app.kubernetes.io/instance": name}
-    res = config.deploy.resources
-    resources: dict[str, Any] = {
-        "requests": {"cpu": res.cpu, "memory": res.memory},
-        "limits": {"cpu": res.cpu, "memory": res.memory},
-    }
-    if res.gpu:
-        resources["limits"]["nvidia.com/gpu"] = res.gpu
-    probe = {"httpGet": {"port": "http"}, "periodSeconds": 10, "timeoutSeconds": 3}
+    version = bento.partition(":")[2]
+
+    def labels() -> dict[str, str]:
+        return {
+            "app.kubernetes.io/name": config.name.replace("_", "-"),
+            "app.kubernetes.io/instance": name,
+            "app.kubernetes.io/version": version,
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+            "modelctl/env": env,
+        }
+
+    def meta() -> dict[str, Any]:
+        return {"name": name, "namespace": namespace, "labels": labels()}
+
+    def selector() -> dict[str, str]:
+        return {"app.kubernetes.io/instance": name}
+
     scaling = config.deploy.scaling
-    meta = {"name": name, "namespace": namespace, "labels": labels}
     return [
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": meta,
+            "metadata": meta(),
             "spec": {
                 "replicas": max(scaling.min_replicas, 1),
-                "selector": {"matchLabels": selector},
+                "selector": {"matchLabels": selector()},
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "bento",
-                                "image": image(config, bento),
-                                "ports": [{"name": "http", "containerPort": CONTAINER_PORT}],
-                                "env": [
-                                    {"name": "BENTOML_DO_NOT_TRACK", "value": "true"},
-                                    {"name": "MODEL_ENV", "value": env},
-                                ],
-                                "resources": resources,
-                                "readinessProbe": {
-                                    **probe,
-                                    "httpGet": {"path": "/readyz", "port": "http"},
-                                    "initialDelaySeconds": 5,
-                                },
-                                "livenessProbe": {
-                                    **probe,
-                                    "httpGet": {"path": "/livez", "port": "http"},
-                                    "initialDelaySeconds": 30,
-                                    "failureThreshold": 3,
-                                },
-                            }
-                        ],
-                    },
-                },
+                "template": {"metadata": {"labels": labels()}, "spec": _pod_spec(config, bento, env)},
             },
         },
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": meta,
-            "spec": {"selector": selector, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+            "metadata": meta(),
+            "spec": {"selector": selector(), "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
         },
         {
             "apiVersion": "autoscaling/v2",
             "kind": "HorizontalPodAutoscaler",
-            "metadata": meta,
+            "metadata": meta(),
             "spec": {
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
                 "minReplicas": max(scaling.min_replicas, 1),
@@ -120,41 +128,123 @@ def render(config: ModelConfig, bento: str, env: str) -> list[dict[str, Any]]:
         {
             "apiVersion": "policy/v1",
             "kind": "PodDisruptionBudget",
-            "metadata": meta,
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+            "metadata": meta(),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector()}},
         },
     ]
 
 
+def _pod_spec(config: ModelConfig, bento: str, env: str) -> dict[str, Any]:
+    res = config.deploy.resources
+    resources: dict[str, Any] = {
+        "requests": {"cpu": res.cpu, "memory": res.memory},
+        "limits": {"cpu": res.cpu, "memory": res.memory},
+    }
+    if res.gpu:
+        resources["limits"]["nvidia.com/gpu"] = res.gpu
+    return {
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": BENTO_UID,
+            "runAsGroup": BENTO_UID,
+            "fsGroup": BENTO_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "bento",
+                "image": image(config, bento),
+                "ports": [{"name": "http", "containerPort": CONTAINER_PORT}],
+                "env": [
+                    {"name": "BENTOML_DO_NOT_TRACK", "value": "true"},
+                    {"name": "MODEL_ENV", "value": env},
+                    {"name": "BENTOML_HOME", "value": RUNTIME_HOME},
+                    {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
+                    {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+                ],
+                "resources": resources,
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "privileged": False,
+                    "readOnlyRootFilesystem": True,
+                    "runAsNonRoot": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": [
+                    {"name": "tmp", "mountPath": "/tmp"},
+                    {"name": "bentoml-home", "mountPath": RUNTIME_HOME},
+                ],
+                "readinessProbe": {
+                    "httpGet": {"path": "/readyz", "port": "http"},
+                    "periodSeconds": 10,
+                    "timeoutSeconds": 3,
+                    "initialDelaySeconds": 5,
+                },
+                "livenessProbe": {
+                    "httpGet": {"path": "/livez", "port": "http"},
+                    "periodSeconds": 10,
+                    "timeoutSeconds": 3,
+                    "initialDelaySeconds": 30,
+                    "failureThreshold": 3,
+                },
+            }
+        ],
+        "volumes": [
+            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+            {"name": "bentoml-home", "emptyDir": {"sizeLimit": "1Gi"}},
+        ],
+    }
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Never writes anchors/aliases (``&id001``), which some cluster tooling mishandles."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump(manifests: list[dict[str, Any]]) -> str:
+    return yaml.dump_all(manifests, Dumper=_PlainDumper, sort_keys=False)
+
+
 def write(manifests: list[dict[str, Any]], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump_all(manifests, sort_keys=False))
+    path.write_text(dump(manifests))
     return path
+
+
+def live_url(context: str, namespace: str, model: str, env: str) -> str:
+    """The URL a deploy records: ``kubernetes://<context, quoted>/<namespace>/<name>``."""
+    return f"kubernetes://{quote(context, safe='')}/{namespace}/{resource_name(model, env)}"
+
+
+def parse_live_url(url: str) -> tuple[str, str, str]:
+    """(context, namespace, name) of a :func:`live_url`."""
+    rest = url.removeprefix("kubernetes://")
+    parts = rest.split("/")
+    if rest == url or len(parts) != 3 or not all(parts):
+        raise KubernetesError(f"{url!r} is not a kubernetes://CONTEXT/NAMESPACE/NAME deployment URL")
+    return unquote(parts[0]), parts[1], parts[2]
 
 
 def apply(path: Path, context: str) -> str:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         raise KubernetesError(f"kubectl is not installed; the manifests are in {path}")
-    result = subprocess.run(
-        [kubectl, "--context", context, "apply", "-f", str(path)], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise KubernetesError(f"kubectl apply exited {result.returncode}: {result.stderr.strip()[-500:]}")
-    return result.stdout
+    try:
+        return cmd.run([kubectl, "--context", context, "apply", "-f", path], what="kubectl apply").stdout
+    except cmd.CommandError as exc:
+        raise KubernetesError(f"kubectl apply exited {exc.returncode}: {cmd.tail_of(exc.output)[-500:]}") from exc
 
 
 def containerize(python: Path, bento: str, tag: str, env: dict[str, str]) -> None:
     """`bentoml containerize`; without a Docker daemon (as on the dev machines) it fails with a clear message."""
-    result = subprocess.run(
-        [str(python), "-m", "bentoml", "containerize", bento, "-t", tag],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
+    result = cmd.run(
+        [python, "-m", "bentoml", "containerize", bento, "-t", tag], what="bentoml containerize", env=env, check=False
     )
     if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip()
+        output = result.output
         if "not healthy" in output or "Cannot connect to the Docker daemon" in output or "docker" in output.lower():
             raise KubernetesError(
                 "bentoml containerize needs a running Docker daemon, and there is none here; "
@@ -167,6 +257,303 @@ def push(tag: str) -> None:
     docker = shutil.which("docker")
     if docker is None:
         raise KubernetesError(f"docker is not installed: cannot push {tag}")
-    result = subprocess.run([docker, "push", tag], capture_output=True, text=True, check=False)
+    result = cmd.run([docker, "push", tag], what="docker push", check=False)
     if result.returncode != 0:
-        raise KubernetesError(f"docker push {tag} exited {result.returncode}: {result.stderr.strip()[-500:]}")
+        raise KubernetesError(f"docker push {tag} exited {result.returncode}: {result.output[-500:]}")
+
+
+# --- the API server, as the kubeconfig context describes it ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Access:
+    """How to reach one cluster: the server URL, TLS settings and auth headers of a kubeconfig context."""
+
+    context: str
+    server: str
+    verify: ssl.SSLContext | bool
+    headers: Mapping[str, str]
+
+
+def kubeconfig_paths(kubeconfig: Path | str | None = None) -> list[Path]:
+    if kubeconfig is not None:
+        return [Path(kubeconfig)]
+    configured = os.environ.get("KUBECONFIG")
+    if configured:
+        return [Path(p) for p in configured.split(os.pathsep) if p]
+    return [Path.home() / ".kube" / "config"]
+
+
+def access(context: str, kubeconfig: Path | str | None = None) -> Access:
+    """The server, CA and credentials of ``context`` (KUBECONFIG files merged as kubectl does: first wins)."""
+    entries: dict[str, dict[str, tuple[dict[str, Any], Path]]] = {"clusters": {}, "contexts": {}, "users": {}}
+    paths = kubeconfig_paths(kubeconfig)
+    for path in paths:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise KubernetesError(f"cannot read kubeconfig {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise KubernetesError(f"kubeconfig {path} is not a mapping")
+        for section, found in entries.items():
+            for item in loaded.get(section) or []:
+                if isinstance(item, dict) and isinstance(item.get("name"), str):
+                    found.setdefault(item["name"], (item, path))
+    where = ", ".join(str(p) for p in paths)
+    if context not in entries["contexts"]:
+        raise KubernetesError(f"kubeconfig context {context!r} is not in {where}: cannot reach the cluster")
+    ctx = entries["contexts"][context][0].get("context") or {}
+    cluster_name, user_name = ctx.get("cluster"), ctx.get("user")
+    if cluster_name not in entries["clusters"]:
+        raise KubernetesError(f"kubeconfig context {context!r} names cluster {cluster_name!r}, which is not in {where}")
+    cluster, cluster_file = entries["clusters"][cluster_name]
+    cluster = cluster.get("cluster") or {}
+    server = cluster.get("server")
+    if not isinstance(server, str) or not server.startswith(("https://", "http://")):
+        raise KubernetesError(f"kubeconfig cluster {cluster_name!r} has no http(s) server URL")
+    user: dict[str, Any] = {}
+    user_file = cluster_file
+    if user_name is not None:
+        if user_name not in entries["users"]:
+            raise KubernetesError(f"kubeconfig context {context!r} names user {user_name!r}, which is not in {where}")
+        found_user, user_file = entries["users"][user_name]
+        user = found_user.get("user") or {}
+    verify = _tls(cluster, cluster_file, user, user_file, server)
+    return Access(context=context, server=server.rstrip("/"), verify=verify, headers=_auth(user, user_file, context))
+
+
+def _file(value: str, relative_to: Path) -> Path:
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else relative_to.parent / path
+
+
+def _tls(
+    cluster: dict[str, Any], cluster_file: Path, user: dict[str, Any], user_file: Path, server: str
+) -> ssl.SSLContext | bool:
+    if not server.startswith("https://"):
+        return True
+    if cluster.get("insecure-skip-tls-verify") is True:
+        return False
+    context = ssl.create_default_context()
+    if cluster.get("certificate-authority-data"):
+        context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+    elif cluster.get("certificate-authority"):
+        context = ssl.create_default_context(cafile=str(_file(cluster["certificate-authority"], cluster_file)))
+    with _client_certificate(user, user_file) as pair:
+        if pair is not None:
+            context.load_cert_chain(str(pair[0]), str(pair[1]))
+    return context
+
+
+@contextmanager
+def _client_certificate(user: dict[str, Any], user_file: Path) -> Iterator[tuple[Path, Path] | None]:
+    """Paths of the user's client certificate and key; inline data goes to a private folder for the load."""
+    if user.get("client-certificate") and user.get("client-key"):
+        yield _file(user["client-certificate"], user_file), _file(user["client-key"], user_file)
+        return
+    if not (user.get("client-certificate-data") and user.get("client-key-data")):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="modelctl-kube-") as folder:
+        cert, key = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+        for path, data in ((cert, user["client-certificate-data"]), (key, user["client-key-data"])):
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(base64.b64decode(data))
+        yield cert, key
+
+
+def _auth(user: dict[str, Any], user_file: Path, context: str) -> dict[str, str]:
+    if user.get("token"):
+        return {"Authorization": f"Bearer {user['token']}"}
+    if user.get("tokenFile"):
+        token = _file(user["tokenFile"], user_file).read_text(encoding="utf-8").strip()
+        return {"Authorization": f"Bearer {token}"}
+    if isinstance(user.get("exec"), dict):
+        return {"Authorization": f"Bearer {_exec_token(user['exec'], context)}"}
+    if user.get("client-certificate-data") or user.get("client-certificate"):
+        return {}
+    if user.get("username") or user.get("auth-provider"):
+        raise KubernetesError(
+            f"kubeconfig context {context!r} uses basic auth or a legacy auth-provider; "
+            "modelctl supports a token, tokenFile, exec credentials or a client certificate"
+        )
+    return {}
+
+
+def _exec_token(spec: dict[str, Any], context: str) -> str:
+    """A token from an exec credential plugin (e.g. `aws eks get-token`, `gke-gcloud-auth-plugin`)."""
+    command = spec.get("command")
+    if not isinstance(command, str):
+        raise KubernetesError(f"kubeconfig context {context!r} has an exec credential without a command")
+    extra = {str(e["name"]): str(e["value"]) for e in spec.get("env") or [] if isinstance(e, dict) and "name" in e}
+    result = cmd.run(
+        [command, *[str(a) for a in spec.get("args") or []]],
+        what=f"the credential plugin of kubeconfig context {context!r}",
+        env=cmd.clean_env(extra),
+        timeout=60,
+    )
+    try:
+        token = json.loads(result.stdout)["status"]["token"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KubernetesError(f"the credential plugin of context {context!r} printed no ExecCredential token") from exc
+    return str(token)
+
+
+class Api:
+    """A few calls to the API server of one kubeconfig context; every failure names the server and context."""
+
+    def __init__(self, cluster: Access, timeout: float = 15.0) -> None:
+        self.cluster = cluster
+        self.client = httpx.Client(
+            base_url=cluster.server, verify=cluster.verify, headers=dict(cluster.headers), timeout=timeout
+        )
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        try:
+            return self.client.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise KubernetesError(
+                f"cannot reach the Kubernetes API server {self.cluster.server} (context {self.cluster.context!r}): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def refused(self, response: httpx.Response, what: str) -> str:
+        try:
+            message = str(response.json().get("message", ""))
+        except ValueError:
+            message = response.text[:200]
+        if response.status_code == 401:
+            return f"{what}: the API server refused the credentials of context {self.cluster.context!r} (401)"
+        if response.status_code == 403:
+            return f"{what}: context {self.cluster.context!r} is not allowed to (403 Forbidden: {message})"
+        return f"{what}: HTTP {response.status_code} {message}".rstrip()
+
+
+# The objects render() writes, deleted HPA first (so nothing scales the Deployment back up).
+RESOURCES = (
+    ("HorizontalPodAutoscaler", "/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers/{name}"),
+    ("Deployment", "/apis/apps/v1/namespaces/{namespace}/deployments/{name}"),
+    ("Service", "/api/v1/namespaces/{namespace}/services/{name}"),
+    ("PodDisruptionBudget", "/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/{name}"),
+)
+
+
+@dataclass(frozen=True)
+class Removed:
+    kind: str
+    name: str
+    outcome: str  # "deleted" or "absent"
+
+
+def undeploy(
+    model: str, env: str, *, namespace: str, context: str, kubeconfig: Path | str | None = None, timeout: float = 15.0
+) -> list[Removed]:
+    """Delete ``model``'s Deployment, Service, HPA and PDB in ``env`` through the API server.
+
+    Only objects modelctl rendered for this model and environment are deleted (their labels are checked,
+    and the DELETE is conditional on the uid that was checked). Absent objects are fine. Raises
+    KubernetesError when the cluster cannot be reached or any object could not be deleted.
+    """
+    name = resource_name(model, env)
+    removed: list[Removed] = []
+    failures: list[str] = []
+    with Api(access(context, kubeconfig), timeout) as api:
+        for kind, template in RESOURCES:
+            path = template.format(namespace=namespace, name=name)
+            what = f"{kind} {namespace}/{name}"
+            found = api.request("GET", path)
+            if found.status_code == 404:
+                removed.append(Removed(kind, name, "absent"))
+                continue
+            if found.status_code != 200:
+                failures.append(api.refused(found, f"reading {what}"))
+                continue
+            item = found.json()
+            labels = (item.get("metadata") or {}).get("labels") or {}
+            if labels.get("app.kubernetes.io/instance") != name or labels.get("modelctl/env") != env:
+                failures.append(f"{what} exists but was not deployed by modelctl for {model} in {env}: left alone")
+                continue
+            uid = (item.get("metadata") or {}).get("uid")
+            options: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Foreground"}
+            if uid:
+                options["preconditions"] = {"uid": uid}
+            deleted = api.request("DELETE", path, options)
+            if deleted.status_code in (200, 202):
+                removed.append(Removed(kind, name, "deleted"))
+            elif deleted.status_code == 404:
+                removed.append(Removed(kind, name, "absent"))
+            else:
+                failures.append(api.refused(deleted, f"deleting {what}"))
+    if failures:
+        raise KubernetesError(
+            f"undeploy of {model} from {env} (context {context!r}) is incomplete: " + "; ".join(failures)
+        )
+    return removed
+
+
+def undeploy_config(config: ModelConfig, env: str, kubeconfig: Path | str | None = None) -> list[Removed]:
+    """:func:`undeploy` with the namespace and context of ``config`` (fails clearly without a context)."""
+    context = config.deploy.kubernetes.context
+    if context is None:
+        raise KubernetesError(
+            f"deploy.kubernetes.context is not set in models/{config.name}/config.yaml: "
+            f"no cluster to undeploy {config.name} from"
+        )
+    return undeploy(
+        config.name, env, namespace=config.deploy.kubernetes.namespace, context=context, kubeconfig=kubeconfig
+    )
+
+
+def metrics_scraper(
+    model: str,
+    env: str,
+    *,
+    namespace: str,
+    context: str,
+    kubeconfig: Path | str | None = None,
+    timeout: float = 10.0,
+) -> watch.Scraper:
+    """A scraper for :func:`modelctl.watch.watch`: every running pod's /metrics through the API server proxy.
+
+    Each pod is scraped on its own (a Service would mix the counters of different pods) and its series
+    carry the pod name. Any failure raises WatchError naming the server, context and pod.
+    """
+    name = resource_name(model, env)
+    cluster = access(context, kubeconfig)
+
+    def scrape() -> watch.Series:
+        try:
+            with Api(cluster, timeout) as api:
+                listed = api.request(
+                    "GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector=app.kubernetes.io/instance%3D{name}"
+                )
+                if listed.status_code != 200:
+                    raise KubernetesError(api.refused(listed, f"listing the pods of {namespace}/{name}"))
+                pods = [
+                    pod["metadata"]["name"]
+                    for pod in listed.json().get("items") or []
+                    if (pod.get("status") or {}).get("phase") == "Running"
+                ]
+                if not pods:
+                    raise KubernetesError(f"no running pod of {namespace}/{name}")
+                parts = []
+                for pod in pods:
+                    path = f"/api/v1/namespaces/{namespace}/pods/{pod}:{CONTAINER_PORT}/proxy/metrics"
+                    response = api.request("GET", path)
+                    if response.status_code != 200:
+                        raise KubernetesError(api.refused(response, f"scraping pod {namespace}/{pod}"))
+                    parts.append(watch.parse_metrics(response.text, source=pod))
+                return watch.merge(parts)
+        except KubernetesError as exc:
+            raise watch.WatchError(str(exc)) from exc
+
+    return scrape
