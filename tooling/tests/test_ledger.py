@@ -122,7 +122,7 @@ def test_the_file_is_plain_json_where_it_always_was(tmp_path: Path) -> None:
     Ledger(tmp_path).append(deployed("m:a"))  # Ledger(folder): the old signature
     data = json.loads((tmp_path / "m.json").read_text())
     assert data["model"] == "m" and data["records"][0]["bento"] == "m:a"
-    state = State(tmp_path, LocalStore(tmp_path))
+    state = State(tmp_path)
     state.ledger.append(deployed("m:b"))
     assert json.loads((tmp_path / "ledger" / "m.json").read_text())["records"][0]["bento"] == "m:b"
 
@@ -141,6 +141,7 @@ def _hammer(where: str, worker: int, count: int, env: dict[str, str]) -> None:
         ledger.append(deployed(f"m:{worker}-{index}"))
 
 
+@pytest.mark.slow
 def test_two_processes_racing_lose_nothing(where: str) -> None:
     workers = [WORKERS.Process(target=_hammer, args=(where, w, 50, store_env())) for w in range(2)]
     for worker in workers:
@@ -158,16 +159,17 @@ def _wait_for_records(ledger: Ledger, at_least: int, process: multiprocessing.pr
     deadline = time.monotonic() + 120
     while len(ledger.records("m")) < at_least:
         assert process.is_alive() and time.monotonic() < deadline, "the writer never got going"
-        time.sleep(0.02)
+        time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_a_killed_writer_leaves_the_ledger_readable(where: str) -> None:
     ledger = Ledger(store_at(where))
-    for attempt in range(3):
+    for attempt in range(2):
         worker = WORKERS.Process(target=_hammer, args=(where, attempt, 10_000, store_env()))
         worker.start()
-        _wait_for_records(ledger, 5 * (attempt + 1), worker)
-        time.sleep(0.05 * attempt)
+        _wait_for_records(ledger, 3 * (attempt + 1), worker)
+        time.sleep(0.03 * attempt)  # land the kill at another point of the write cycle
         os.kill(worker.pid, signal.SIGKILL)  # type: ignore[arg-type]
         worker.join()
         records = ledger.records("m")  # parses: never a torn document
@@ -175,7 +177,7 @@ def test_a_killed_writer_leaves_the_ledger_readable(where: str) -> None:
         assert Ledger(store_at(where)).append(deployed(f"m:after-{attempt}")).version == len(records) + 1
     if not where.startswith("s3://"):
         leftovers = [p.name for p in (Path(where) / "ledger").iterdir() if p.suffix == ".tmp"]
-        assert len(leftovers) <= 3, leftovers
+        assert len(leftovers) <= 2, leftovers
 
 
 # --- a fresh runner --------------------------------------------------------------------------------------
@@ -220,8 +222,25 @@ def test_a_fresh_runner_sees_what_the_previous_one_recorded(
     assert not (tmp_path / "runner-1").exists() and not (tmp_path / "runner-2").exists(), "nothing shared is local"
 
 
+def test_gate_results_written_the_old_way_are_still_found(
+    s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELCTL_STORE", use_s3(monkeypatch, s3_endpoint))
+    monkeypatch.setenv("MODELCTL_STATE_DIR", str(tmp_path / "runner"))
+    state = State.of(Repo(tmp_path))
+    old_style = state.gate_file("m:v1")  # what `modelctl loadtest` writes today
+    old_style.parent.mkdir(parents=True)
+    old_style.write_text(json.dumps({"bento": "m:v1", "passed": True}))
+    assert state.gate_result("m:v1") == {"bento": "m:v1", "passed": True}
+    state.put_gate_result("m:v2", {"bento": "m:v2", "passed": True})
+    assert state.store.list("gates/") == ["gates/m/v2.json"] and not state.gate_file("m:v2").exists()
+    state.store.write("gates/m/v3.json", b"[1]")
+    with pytest.raises(CorruptStateError, match="is not a gate result.*modelctl loadtest m --bento m:v3"):
+        state.gate_result("m:v3")
+
+
 def test_tags_are_names_not_paths(tmp_path: Path) -> None:
-    state = State(tmp_path, LocalStore(tmp_path))
+    state = State(tmp_path)
     for tag in ("x:../../../../tmp/evil", "../x:1", "x", "x:", "x:a/b"):
         with pytest.raises(BadTagError, match="expected NAME:VERSION"):
             state.gate_result(tag)

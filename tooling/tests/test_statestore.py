@@ -293,3 +293,15 @@ def test_a_bad_timeout_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("MODELCTL_STORE_TIMEOUT", "soon")
     with pytest.raises(StoreError, match="MODELCTL_STORE_TIMEOUT='soon' is not a positive number"):
         configured_store(tmp_path, tmp_path / "state")
+
+
+@pytest.mark.parametrize("code", ["PreconditionFailed", "ConditionalRequestConflict"])
+def test_s3_answers_that_mean_a_lost_race_are_conflicts(code: str, tmp_path: Path) -> None:
+    from botocore.exceptions import ClientError
+
+    from modelctl.statestore.s3 import S3Store
+
+    store = S3Store("s3://bucket/x", endpoint_url="http://127.0.0.1:9")
+    error = OSError("translated by s3fs")
+    error.__cause__ = ClientError({"Error": {"Code": code, "Message": "..."}}, "PutObject")
+    assert isinstance(store._explain(error, "write", "ledger/m.json"), VersionConflictError)

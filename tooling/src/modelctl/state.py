@@ -12,7 +12,8 @@ With no store configured, both are the same folder, laid out as before (``ledger
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,13 +45,24 @@ def split_tag(tag: str) -> tuple[str, str]:
 @dataclass(frozen=True)
 class State:
     root: Path
-    store: Store
+    #: The repository whose pyproject.toml may name the store (None: the store is given or is ``root``).
+    repo_root: Path | None = None
+    given_store: Store | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, repo: Repo) -> State:
         configured = os.environ.get("MODELCTL_STATE_DIR")
         root = Path(configured).resolve() if configured else repo.root / ".modelctl"
-        return cls(root, configured_store(repo.root, root))
+        return cls(root, repo.root)
+
+    @cached_property
+    def store(self) -> Store:
+        """The shared store, resolved on first use (commands that never touch it never import s3fs)."""
+        if self.given_store is not None:
+            return self.given_store
+        if self.repo_root is None:
+            return LocalStore(self.root)
+        return configured_store(self.repo_root, self.root)
 
     # --- runner-local ----------------------------------------------------------------------------
 

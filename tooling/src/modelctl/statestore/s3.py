@@ -96,7 +96,9 @@ def _filesystem(endpoint_url: str | None, timeout: float) -> Any:
 
 def _error_code(exc: BaseException) -> str | None:
     seen: BaseException | None = exc
-    while seen is not None:
+    for _ in range(10):
+        if seen is None:
+            break
         response = getattr(seen, "response", None)
         if isinstance(response, dict):
             code = (response.get("Error") or {}).get("Code")
@@ -109,7 +111,9 @@ def _error_code(exc: BaseException) -> str | None:
 def _exception_names(exc: BaseException) -> set[str]:
     names: set[str] = set()
     seen: BaseException | None = exc
-    while seen is not None and len(names) < 20:
+    for _ in range(10):  # a cause chain, not a cycle
+        if seen is None:
+            break
         names.update(cls.__name__ for cls in type(seen).__mro__)
         seen = seen.__cause__ or seen.__context__
     return names
