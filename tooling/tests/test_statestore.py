@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -305,3 +307,12 @@ def test_s3_answers_that_mean_a_lost_race_are_conflicts(code: str, tmp_path: Pat
     error = OSError("translated by s3fs")
     error.__cause__ = ClientError({"Error": {"Code": code, "Message": "..."}}, "PutObject")
     assert isinstance(store._explain(error, "write", "ledger/m.json"), VersionConflictError)
+
+
+def test_the_cli_starts_without_the_stores_dependencies() -> None:
+    # The pre-commit hook running `modelctl validate` installs only a few of modelctl's dependencies, and
+    # s3fs costs about a second to import: both are imported when a store is first used.
+    modules = ("filelock", "fsspec", "s3fs", "botocore")
+    code = f"import sys, modelctl.main; print([m for m in {modules!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from modelctl.statestore.base import (
     PREVIOUS,
     Artifact,
@@ -98,6 +96,10 @@ class LocalStore(Store):
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = path.parent / f".{path.name}.lock"
+        # Imported here: every command module is imported at start-up, and the pre-commit hook that runs
+        # `modelctl validate` has only a few of modelctl's dependencies (see .pre-commit-config.yaml).
+        from filelock import FileLock, Timeout
+
         try:
             with FileLock(lock_path, timeout=self.lock_timeout):
                 yield
