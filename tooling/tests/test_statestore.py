@@ -119,6 +119,7 @@ def test_round_trip_with_versions(store: Store) -> None:
     store.write("other/x.json", b"{}")
     assert store.list("ledger/") == ["ledger/m.json"]
     assert store.list() == ["ledger/m.json", "other/x.json"]
+    assert store.shared is store.url.startswith("s3://")
 
 
 def test_compare_and_swap_conflicts_are_detected(store: Store) -> None:

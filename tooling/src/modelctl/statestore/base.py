@@ -109,6 +109,8 @@ class Store(ABC):
 
     #: How long ``update_json`` keeps retrying a write that other writers keep winning.
     update_timeout: float = 120.0
+    #: Whether other machines see this store (False: a runner-local folder; CI then has no champion).
+    shared: bool = False
 
     def __init__(self, url: str, origin: str) -> None:
         self.url = url

@@ -127,6 +127,8 @@ def _one_line(text: str, limit: int = 300) -> str:
 class S3Store(Store):
     """Keys are objects under ``s3://bucket/prefix/``."""
 
+    shared = True
+
     #: Seconds for one JSON read or write (connect, send, answer, retries included).
     timeout: float = 30.0
     #: Seconds for one artifact upload or download.
