@@ -1,33 +1,35 @@
-"""The release ledger: every deploy attempt per model and environment, append-only.
+"""The release ledger and the retrain log: every deploy attempt and every retraining run, per model.
 
-One JSON file per model under ``<state>/ledger/``. Every write takes an exclusive lock,
-re-reads the file, appends, writes a temp file, fsyncs and renames it over the old one:
-a crash leaves either the old or the new file (never a torn one) and two concurrent
-deploys cannot lose each other's records.
+One JSON document per model in the state store (``ledger/<model>.json`` and
+``ledger/<model>.retrain.json``; a folder locally, an object store when configured, so any runner
+reads what another deployed). An append is a compare-and-swap update of the whole document: two
+runners appending at once both land, a killed writer leaves the old or the new document, and the
+replaced version stays as ``<key>.prev`` (``modelctl ledger restore MODEL`` puts it back).
+
+Reading is strict about what modelctl relies on (an object with a list of records, the known fields
+with their types) and tolerant of the rest: fields it does not know, written by a newer modelctl,
+are kept on every rewrite. Anything else is a one-line LedgerError naming the key and the fix.
 """
 
 from __future__ import annotations
 
-import fcntl
 import getpass
-import json
 import os
 import socket
-import tempfile
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass, field
+import uuid
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelctl.errors import ModelctlError
+from modelctl.statestore import CorruptStateError, LocalStore, Store, check_name
 
 OUTCOMES = ("deployed", "failed", "rolled_back", "undeployed", "rendered")
+LEDGER_PREFIX = "ledger"
 
 
-class LedgerError(ModelctlError):
-    pass
+class LedgerError(CorruptStateError):
+    """A ledger or retrain log in the store is not what modelctl wrote."""
 
 
 @dataclass
@@ -47,10 +49,40 @@ class Record:
     reason: str | None = None
     triggered_by: str = ""
     at: str = ""
+    # Unique per append: makes a retried append (after a lost response) land once.
+    id: str = ""
+
+
+# What each field of a stored record may hold (JSON types); REQUIRED must be present.
+_STR, _OPT_STR, _INT, _OBJECT = "a string", "a string or null", "an integer", "an object"
+FIELD_TYPES: dict[str, str] = {
+    "model": _STR,
+    "env": _STR,
+    "target": _STR,
+    "outcome": _STR,
+    "bento": _OPT_STR,
+    "model_tag": _OPT_STR,
+    "git_commit": _OPT_STR,
+    "version": _INT,
+    "metrics": _OBJECT,
+    "loadtest": _OBJECT,
+    "url": _OPT_STR,
+    "sha256": _OPT_STR,
+    "reason": _OPT_STR,
+    "triggered_by": _STR,
+    "at": _STR,
+    "id": _STR,
+}
+REQUIRED = ("model", "env", "target", "outcome")
+_FIELDS = {f.name for f in fields(Record)}
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
 
 
 def triggered_by() -> str:
@@ -66,92 +98,179 @@ def triggered_by() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-@contextmanager
-def locked(directory: Path, name: str) -> Iterator[None]:
-    """An exclusive lock on ``name`` in ``directory`` (held across read-modify-write)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
-def atomic_write_json(target: Path, payload: object) -> None:
-    """Write ``payload`` to a temp file, fsync it and rename it over ``target``: never a torn file."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(payload, indent=2) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _fits(value: object, expected: str) -> bool:
+    if expected == _STR:
+        return isinstance(value, str)
+    if expected == _OPT_STR:
+        return value is None or isinstance(value, str)
+    if expected == _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, dict)
 
 
-class RetrainLog:
+def record_problem(item: object) -> str | None:
+    """What is wrong with one stored record, or None."""
+    if not isinstance(item, dict):
+        return f"is {json_type(item)}, not an object"
+    for name in REQUIRED:
+        if name not in item:
+            return f"has no {name!r}"
+    for name, expected in FIELD_TYPES.items():
+        if name in item and not _fits(item[name], expected):
+            return f"field {name!r} should be {expected}, found {json_type(item[name])}"
+    metrics = item.get("metrics") or {}
+    for name, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"metric {name!r} should be a number, found {json_type(value)}"
+    return None
+
+
+def _document_problem(document: object, list_field: str, what: str, item_problem: Any) -> str | None:
+    if not isinstance(document, dict):
+        return f'is not {what}: expected a JSON object with "{list_field}", found {json_type(document)}'
+    items = document.get(list_field)
+    if not isinstance(items, list):
+        found = "nothing" if list_field not in document else json_type(items)
+        return f'is not {what}: "{list_field}" should be a list, found {found}'
+    for index, item in enumerate(items):
+        problem = item_problem(item)
+        if problem:
+            return f"is not {what}: entry {index + 1} of {len(items)} {problem}"
+    return None
+
+
+def ledger_problem(document: object) -> str | None:
+    return _document_problem(document, "records", "a release ledger", record_problem)
+
+
+def retrain_log_problem(document: object) -> str | None:
+    return _document_problem(
+        document, "runs", "a retrain log", lambda run: None if isinstance(run, dict) else f"is {json_type(run)}"
+    )
+
+
+def to_record(item: dict[str, Any]) -> Record:
+    """A validated stored record as a Record (fields this modelctl does not know stay in the store)."""
+    known = {k: v for k, v in item.items() if k in _FIELDS}
+    known["metrics"] = {str(k): float(v) for k, v in (known.get("metrics") or {}).items()}
+    return Record(**known)
+
+
+def _store(where: Store | Path) -> Store:
+    # Ledger(Path) (the old signature) keeps working: a local store rooted at that folder.
+    return LocalStore(where) if isinstance(where, Path) else where
+
+
+class _ModelDocuments:
+    """One JSON document per model under ``prefix`` in a store."""
+
+    suffix = ".json"
+    list_field = "records"
+    restore_flag = ""
+
+    def __init__(self, store: Store | Path, prefix: str = LEDGER_PREFIX) -> None:
+        self.store = _store(store)
+        self.prefix = "" if isinstance(store, Path) else prefix
+
+    def key(self, model: str) -> str:
+        name = f"{check_name(model, 'model name')}{self.suffix}"
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def where(self, model: str) -> str:
+        return self.store.where(self.key(model))
+
+    def fix(self, model: str) -> str:
+        return (
+            f"restore the previous version with `modelctl ledger restore {model}{self.restore_flag}` "
+            f"(it puts back {self.key(model)}.prev)"
+        )
+
+    def problem(self, document: object) -> str | None:
+        raise NotImplementedError
+
+    def _items(self, model: str, document: object) -> list[Any]:
+        if document is None:
+            return []
+        problem = self.problem(document)
+        if problem:
+            raise LedgerError(self.where(model), problem, self.fix(model))
+        assert isinstance(document, dict)
+        return list(document[self.list_field])
+
+    def items(self, model: str) -> list[Any]:
+        found = self.store.read_json(self.key(model), fix=self.fix(model))
+        return self._items(model, None if found is None else found[0])
+
+    def _append(self, model: str, entry: dict[str, Any], number: bool = False) -> dict[str, Any]:
+        """Append ``entry`` (with a unique ``id``) by compare-and-swap; the entry as stored."""
+
+        def add(document: Any) -> Any:
+            items = self._items(model, document)
+            if any(isinstance(i, dict) and i.get("id") == entry["id"] for i in items):
+                return document  # this append already landed (a retry after a lost response)
+            stored = dict(entry)
+            if number:
+                deployed = [i.get("version", 0) for i in items if i.get("outcome") == "deployed"]
+                stored["version"] = 1 + max(deployed, default=0)
+            return {**(document or {}), "model": model, self.list_field: [*items, stored]}
+
+        result = self.store.update_json(self.key(model), add, fix=self.fix(model))
+        return next(i for i in reversed(result[self.list_field]) if isinstance(i, dict) and i.get("id") == entry["id"])
+
+    def restore(self, model: str) -> int:
+        """Put back the previous version of this model's document; how many entries it holds."""
+        document = self.store.restore(self.key(model), check=self.problem)
+        return len(document[self.list_field])
+
+
+class RetrainLog(_ModelDocuments):
     """Every retraining run per model (scores, decision, versions), next to the release ledger."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    suffix = ".retrain.json"
+    list_field = "runs"
+    restore_flag = " --retrain-log"
 
-    def path(self, model: str) -> Path:
-        return self.directory / f"{model}.retrain.json"
+    def problem(self, document: object) -> str | None:
+        return retrain_log_problem(document)
 
     def records(self, model: str) -> list[dict[str, Any]]:
-        path = self.path(model)
-        if not path.exists():
-            return []
-        try:
-            return list(json.loads(path.read_text(encoding="utf-8"))["runs"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise LedgerError(f"{path} is unreadable ({exc}); restore it from backup") from exc
+        return [dict(run) for run in self.items(model)]
 
     def append(self, model: str, run: dict[str, Any]) -> dict[str, Any]:
-        with locked(self.directory, f"{model}.retrain"):
-            runs = self.records(model)
-            run = {"at": now(), "triggered_by": triggered_by(), **run}
-            runs.append(run)
-            atomic_write_json(self.path(model), {"model": model, "runs": runs})
-        return run
+        entry = {"at": now(), "triggered_by": triggered_by(), **run}
+        entry["id"] = str(entry.get("id") or new_id())
+        return self._append(model, entry)
 
 
-class Ledger:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def path(self, model: str) -> Path:
-        return self.directory / f"{model}.json"
+class Ledger(_ModelDocuments):
+    def problem(self, document: object) -> str | None:
+        return ledger_problem(document)
 
     def records(self, model: str) -> list[Record]:
-        path = self.path(model)
-        if not path.exists():
-            return []
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise LedgerError(f"{path} is unreadable ({exc}); restore it from backup before deploying") from exc
-        return [Record(**item) for item in data.get("records", [])]
-
-    def _locked(self, model: str) -> AbstractContextManager[None]:
-        return locked(self.directory, model)
+        return [to_record(item) for item in self.items(model)]
 
     def append(self, record: Record) -> Record:
-        with self._locked(record.model):
-            records = self.records(record.model)
-            if record.outcome == "deployed":
-                record.version = 1 + max((r.version for r in records if r.outcome == "deployed"), default=0)
-            record.at = record.at or now()
-            record.triggered_by = record.triggered_by or triggered_by()
-            records.append(record)
-            self._write(record.model, records)
+        """Append ``record``; a deploy gets the next version number. Fills in (and returns) ``record``."""
+        record.at = record.at or now()
+        record.triggered_by = record.triggered_by or triggered_by()
+        record.id = record.id or new_id()
+        stored = self._append(record.model, asdict(record), number=record.outcome == "deployed")
+        record.version = int(stored.get("version", record.version))
         return record
-
-    def _write(self, model: str, records: list[Record]) -> None:
-        atomic_write_json(self.path(model), {"model": model, "records": [asdict(r) for r in records]})
 
     def live(self, model: str, env: str) -> Record | None:
         """The record of what is live in ``env``: the last deploy, rollback or undeploy there."""
@@ -159,6 +278,11 @@ class Ledger:
             if record.env == env and record.outcome in ("deployed", "rolled_back", "undeployed"):
                 return None if record.outcome == "undeployed" else record
         return None
+
+    def deployed_commit(self, model: str, env: str) -> str | None:
+        """The git commit the bento live in ``env`` was built from (issue 13: deploy in commit order), or None."""
+        live = self.live(model, env)
+        return live.git_commit if live else None
 
     def previous_good(self, model: str, env: str, before: Record | None) -> Record | None:
         """The last successful deploy in ``env`` of a different bento than ``before``."""
