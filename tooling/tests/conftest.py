@@ -211,3 +211,12 @@ def gated(delivery_root: Path) -> tuple[str, str]:
     bento = build.build(model).bento
     promote.verify(model, bento, StageLog("gated", []), examples=10)
     return model_tag, bento
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 for the session; tests point at it with tests.s3_stand_in.use_s3."""
+    from tests.s3_stand_in import moto_server
+
+    with moto_server() as endpoint:
+        yield endpoint

@@ -19,19 +19,13 @@ from modelctl.repo import Repo
 from modelctl.state import BadTagError, State
 from modelctl.statestore import CorruptStateError, LocalStore, Store, open_store
 from tests.conftest import Cli
-from tests.test_statestore import moto_server, use_s3
+from tests.s3_stand_in import use_s3
 
 # Writer processes are forked from a fork server (a fresh interpreter that imported this module once),
 # never from the test process with its S3 server thread; a spawn each would re-import s3fs and botocore
 # from source (PYTHONDONTWRITEBYTECODE) for seconds per process.
 WORKERS = multiprocessing.get_context("forkserver")
 WORKERS.set_forkserver_preload(["tests.test_ledger"])
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    with moto_server() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -222,18 +216,16 @@ def test_a_fresh_runner_sees_what_the_previous_one_recorded(
     assert not (tmp_path / "runner-1").exists() and not (tmp_path / "runner-2").exists(), "nothing shared is local"
 
 
-def test_gate_results_written_the_old_way_are_still_found(
+def test_gate_results_live_in_the_shared_store(
     s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MODELCTL_STORE", use_s3(monkeypatch, s3_endpoint))
     monkeypatch.setenv("MODELCTL_STATE_DIR", str(tmp_path / "runner"))
     state = State.of(Repo(tmp_path))
-    old_style = state.gate_file("m:v1")  # what `modelctl loadtest` writes today
-    old_style.parent.mkdir(parents=True)
-    old_style.write_text(json.dumps({"bento": "m:v1", "passed": True}))
-    assert state.gate_result("m:v1") == {"bento": "m:v1", "passed": True}
     state.put_gate_result("m:v2", {"bento": "m:v2", "passed": True})
-    assert state.store.list("gates/") == ["gates/m/v2.json"] and not state.gate_file("m:v2").exists()
+    assert state.store.list("gates/") == ["gates/m/v2.json"] and not (tmp_path / "runner" / "gates").exists()
+    monkeypatch.setenv("MODELCTL_STATE_DIR", str(tmp_path / "another-runner"))
+    assert State.of(Repo(tmp_path)).gate_result("m:v2") == {"bento": "m:v2", "passed": True}
     state.store.write("gates/m/v3.json", b"[1]")
     with pytest.raises(CorruptStateError, match="is not a gate result.*modelctl loadtest m --bento m:v3"):
         state.gate_result("m:v3")
@@ -244,7 +236,7 @@ def test_tags_are_names_not_paths(tmp_path: Path) -> None:
     for tag in ("x:../../../../tmp/evil", "../x:1", "x", "x:", "x:a/b"):
         with pytest.raises(BadTagError, match="expected NAME:VERSION"):
             state.gate_result(tag)
-    assert State.gate_key("m:v1") == "gates/m/v1.json" == state.gate_file("m:v1").relative_to(tmp_path).as_posix()
+    assert State.gate_key("m:v1") == "gates/m/v1.json"
 
 
 # --- damaged ledgers ------------------------------------------------------------------------------------

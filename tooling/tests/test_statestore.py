@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import subprocess
 import sys
-import threading
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,76 +20,7 @@ from modelctl.statestore import (
     configured_store,
     open_store,
 )
-
-# --- an S3 server for the tests (test_ledger.py uses these helpers too) ---------------------------
-
-WsgiApp = Callable[[dict[str, Any], Any], Any]
-
-
-def _one_request_at_a_time(app: WsgiApp, strip_conditions: bool = False) -> WsgiApp:
-    """S3 evaluates a conditional write and stores the object atomically; moto checks, then stores, without a
-    lock (and under concurrent PUTs of one key its threaded server once answered 500 "I/O operation on closed
-    file"). Serving one request at a time gives the test server S3's guarantee. ``strip_conditions`` plays a
-    server that ignores If-Match/If-None-Match."""
-    lock = threading.Lock()
-
-    def serve(environ: dict[str, Any], start_response: Any) -> Any:
-        if strip_conditions:
-            environ.pop("HTTP_IF_MATCH", None)
-            environ.pop("HTTP_IF_NONE_MATCH", None)
-        with lock:
-            return list(app(environ, start_response))
-
-    return serve
-
-
-@contextmanager
-def moto_server(strip_conditions: bool = False) -> Iterator[str]:
-    """moto's standalone S3 server on 127.0.0.1 (a free port); its endpoint URL. Stopped on exit."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    wsgi = server._server  # the werkzeug server ThreadedMotoServer made; wrap its app (see above)
-    assert wsgi is not None
-    wsgi.app = _one_request_at_a_time(wsgi.app, strip_conditions)
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-AWS_TEST_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    # Never the machine's AWS config, profiles or instance metadata.
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-
-
-def use_s3(monkeypatch: pytest.MonkeyPatch, endpoint: str, bucket: str | None = None) -> str:
-    """Point this test's environment at ``endpoint`` with a new bucket; the store URL (with a prefix)."""
-    import boto3
-
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "MODELCTL_STORE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in AWS_TEST_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("MODELCTL_STORE_ENDPOINT_URL", endpoint)
-    bucket = bucket or f"test-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-    return f"s3://{bucket}/team/state"
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    with moto_server() as endpoint:
-        yield endpoint
+from tests.s3_stand_in import AWS_TEST_ENV, moto_server, use_s3
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -69,20 +69,22 @@ class Selection:
     def reason(self, model: str) -> str:
         """One readable line: what selected ``model``, with a few file names and the count."""
         parts = []
-        for kind, paths in self.detail.get(model, {}).items():
+        for label, paths in self.detail.get(model, {}).items():
+            prefix, _, kind = label.rpartition(": ")
+            lead = f"{prefix}: " if prefix else ""
             shown = ", ".join(p.rsplit("/", 1)[-1] if kind == OWN else p for p in paths[:_SHOWN])
             more = ", ..." if len(paths) > _SHOWN else ""
             count = f"{len(paths)} file{'s' if len(paths) != 1 else ''}"
             if kind == OWN:
-                parts.append(f"{count} changed under models/{model}/ ({shown}{more})")
+                parts.append(f"{lead}{count} changed under models/{model}/ ({shown}{more})")
             elif kind == SHARED_DEP:
-                parts.append(f"uses shared/, where {count} changed ({shown}{more})")
+                parts.append(f"{lead}uses shared/, where {count} changed ({shown}{more})")
             elif kind == REPO_WIDE:
-                parts.append(f"repo-wide build input changed ({shown}{more})")
+                parts.append(f"{lead}repo-wide build input changed ({shown}{more})")
             elif kind == EXTRA:
-                parts.append(f"ci.extra_paths matched {count} ({shown}{more})")
+                parts.append(f"{lead}ci.extra_paths matched {count} ({shown}{more})")
             else:
-                parts.append("; ".join(paths))
+                parts.append(lead + "; ".join(paths))
         return "; ".join(parts)
 
     def reasons(self) -> dict[str, str]:

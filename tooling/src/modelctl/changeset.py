@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 from modelctl import git, requirements
-from modelctl.changes import ModelInputs, Selection, select, select_named
+from modelctl.changes import NAMED, ModelInputs, Selection, select, select_named
 from modelctl.console import err
 from modelctl.errors import UsageError
 from modelctl.repo import Repo
@@ -93,3 +95,50 @@ def compute(
         for name in missing:
             inputs[name] = ModelInputs(name, tuple(_DEFAULT_CI.ignore), (), inputs[name].uses_shared)
     return select(changed_paths, inputs, models_at(repo, base_sha), repo.settings.repo_wide_paths)
+
+
+def since_deployed(repo: Repo, env: str, head: str = "HEAD", fallback_base: str = "") -> Selection:
+    """The models whose inputs changed since the commit last deployed to ``env`` (read from the state store), so a
+    run that was cancelled or failed is picked up by the next one; never-deployed models are selected, models
+    live in ``env`` whose folder is gone are removed. Without a shared store in CI: ``fallback_base..head``."""
+    from modelctl.state import State
+
+    state = State.of(repo)
+    if os.environ.get("GITHUB_ACTIONS") == "true" and not state.store.shared:
+        err.print(
+            f"notice: no shared state store (MODELCTL_STORE): selecting by {fallback_base or '(no base)'}..{head}; "
+            "a deploy that is cancelled or fails is not retried by the next run",
+            markup=False,
+        )
+        return compute(repo, fallback_base, head)
+    head_sha = git.resolve(repo.root, head)
+    if head_sha is None:
+        raise UsageError(f"--head {head!r} is not a commit in {repo.root}")
+    head_models = models_at(repo, head_sha)
+    ledger = state.ledger
+    groups: dict[str, list[str]] = {}
+    named: dict[str, str] = {}
+    for name in head_models:
+        commit = ledger.deployed_commit(name, env)
+        resolved = git.resolve(repo.root, commit) if commit else None
+        if commit is None:
+            named[name] = f"never deployed to {env}"
+        elif resolved is None:
+            named[name] = f"its {env} deploy was built from {commit[:12]}, which is not in this history"
+        else:
+            groups.setdefault(resolved, []).append(name)
+    selection = Selection(template=False)
+    inputs = model_inputs(repo, head_sha, head_models)
+    for base, names in groups.items():
+        changed_paths = [path for _, path in git.changed_files(repo.root, base, head_sha)]
+        part = select(changed_paths, {n: inputs[n] for n in names}, (), repo.settings.repo_wide_paths)
+        for name, detail in part.detail.items():
+            selection.detail[name] = {f"since {env} deploy {base[:12]}: {k}": v for k, v in detail.items()}
+    for name, reason in named.items():
+        selection.detail[name] = {NAMED: [reason]}
+    selection.detail = dict(sorted(selection.detail.items()))
+    selection.models = list(selection.detail)
+    selection.removed = sorted(
+        name for name in ledger.models() if name not in head_models and ledger.live(name, env) is not None
+    )
+    return selection

@@ -21,9 +21,9 @@ def resolve(root: Path, ref: str) -> str | None:
     return result.stdout.strip() or None
 
 
-def short_head(root: Path) -> str:
-    """The checked-out commit (12 hex digits), or "unknown" outside a git checkout."""
-    return git(root, "rev-parse", "--short=12", "HEAD", check=False).stdout.strip() or "unknown"
+def head(root: Path) -> str:
+    """The checked-out commit (full hex: ancestry checks compare it), or "unknown" outside a git checkout."""
+    return git(root, "rev-parse", "HEAD", check=False).stdout.strip() or "unknown"
 
 
 def is_ancestor(root: Path, older: str, newer: str) -> bool | None:

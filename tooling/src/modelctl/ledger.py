@@ -279,6 +279,15 @@ class Ledger(_ModelDocuments):
                 return None if record.outcome == "undeployed" else record
         return None
 
+    def models(self) -> list[str]:
+        """Every model the ledger has records of (removed models included)."""
+        names = set()
+        for key in self.store.list(self.prefix):
+            name = key.removeprefix(self.prefix).lstrip("/")
+            if name.endswith(".json") and not name.endswith(".retrain.json") and "/" not in name:
+                names.add(name.removesuffix(".json"))
+        return sorted(names)
+
     def deployed_commit(self, model: str, env: str) -> str | None:
         """The git commit the bento live in ``env`` was built from (issue 13: deploy in commit order), or None."""
         live = self.live(model, env)

@@ -98,9 +98,6 @@ class State:
         key = self.gate_key(bento)
         fix = f"run `modelctl loadtest {split_tag(bento)[0]} --bento {bento}` again to replace it"
         found = self.store.read_json(key, fix=fix)
-        if found is None and not isinstance(self.store, LocalStore):
-            # Written by a caller that still uses gate_file() on this runner.
-            found = LocalStore(self.root).read_json(key, fix=fix)
         if found is None:
             return None
         summary = found[0]
@@ -110,10 +107,6 @@ class State:
 
     def put_gate_result(self, bento: str, summary: dict[str, Any]) -> None:
         self.store.write_json(self.gate_key(bento), summary)
-
-    def gate_file(self, bento: str) -> Path:
-        """Deprecated, runner-local only: where ``bento``'s gate result is kept locally (use gate_result)."""
-        return self.root / self.gate_key(bento)
 
     @staticmethod
     def artifact_key(kind: ArtifactKind, tag: str) -> str:

@@ -303,3 +303,54 @@ def test_301_models_and_a_shared_change_fit_githubs_matrix_limit(
     assert sorted(listed) == names and len(set(listed)) == 301, "every model in exactly one job"
     assert len({job["shard"] for job in jobs}) == len(jobs)
     assert "301 model(s) in 256 job(s) (limit 256)" in capsys.readouterr().err
+
+
+# --- selection against what is deployed (issue 13: lost or reordered deploys) ----------------------------------
+
+
+def deployed_at(repo: Path, model: str, commit: str, env: str = "staging") -> None:
+    from modelctl.ledger import Record
+    from modelctl.state import State
+
+    State.of(Repo(repo)).ledger.append(
+        Record(model=model, env=env, target="local", outcome="deployed", bento=f"{model}:v", git_commit=commit)
+    )
+
+
+def test_since_deployed_picks_up_what_a_cancelled_run_never_deployed(small_repo: Path) -> None:
+    from modelctl.changeset import since_deployed
+
+    first = git(small_repo, "rev-parse", "HEAD").strip()
+    for name in ("alpha", "beta", "gamma", "delta"):
+        deployed_at(small_repo, name, first)
+    assert since_deployed(Repo(small_repo), "staging").models == [], "everything is deployed at HEAD"
+    change(small_repo, "models/alpha/train.py")  # this push's deploy was cancelled
+    _, head = change(small_repo, "models/beta/train.py")  # the next push changes only beta
+    selection = since_deployed(Repo(small_repo), "staging")
+    assert selection.models == ["alpha", "beta"]
+    assert selection.reason("alpha").startswith(f"since staging deploy {first[:12]}: 1 file changed under")
+    deployed_at(small_repo, "alpha", head)
+    assert since_deployed(Repo(small_repo), "staging").models == ["beta"]
+    assert since_deployed(Repo(small_repo), "production").models == ["alpha", "beta", "delta", "gamma"]
+    assert since_deployed(Repo(small_repo), "production").reason("gamma") == "never deployed to production"
+
+
+def test_since_deployed_reports_a_removed_live_model(small_repo: Path) -> None:
+    from modelctl.changeset import since_deployed
+
+    first = git(small_repo, "rev-parse", "HEAD").strip()
+    deployed_at(small_repo, "gamma", first)
+    shutil.rmtree(small_repo / "models/gamma")
+    commit_all(small_repo)
+    assert since_deployed(Repo(small_repo), "staging").removed == ["gamma"]
+
+
+def test_since_deployed_without_a_shared_store_in_ci_falls_back_to_the_range(
+    small_repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modelctl.changeset import since_deployed
+
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    base, head = change(small_repo, "models/delta/train.py")
+    assert since_deployed(Repo(small_repo), "staging", fallback_base=base).models == ["delta"]
+    assert "no shared state store (MODELCTL_STORE)" in capsys.readouterr().err

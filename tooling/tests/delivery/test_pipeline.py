@@ -32,7 +32,7 @@ def test_pipeline_deploys_with_every_stage_ok_and_one_notification(
         assert live is not None and live.url is not None
         predict(live.url, delivery)
     finally:
-        release.undeploy(delivery.model(MODEL), "staging")
+        release.undeploy(delivery, MODEL, "staging")
 
 
 def test_failing_tests_stop_the_pipeline_before_anything_is_released(

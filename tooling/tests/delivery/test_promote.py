@@ -45,7 +45,7 @@ def test_promote_deploys_and_sends_one_notification(
         text = slack.requests[0].body["text"]
         assert "deployed" in text and "P90" in text and "fuzz" in text
     finally:
-        release.undeploy(model, "staging")
+        release.undeploy(delivery, MODEL, "staging")
 
 
 def test_a_gate_breach_is_refused_recorded_and_changes_nothing(delivery: Repo, gated: tuple[str, str]) -> None:
@@ -85,4 +85,4 @@ def test_a_failing_candidate_never_replaces_what_is_live(
         assert live.url is not None
         predict(live.url, delivery)  # still answering
     finally:
-        release.undeploy(model, "staging")
+        release.undeploy(delivery, MODEL, "staging")

@@ -82,7 +82,7 @@ def test_a_killed_live_service_is_reported_down_and_a_redeploy_restores_it(
         predict(record.url, delivery)
         assert status_of(delivery, "staging")["health"] == "up"
     finally:
-        release.undeploy(model, "staging")
+        release.undeploy(delivery, MODEL, "staging")
 
 
 def test_a_second_deploy_waits_then_fails_clearly(
@@ -97,20 +97,22 @@ def test_a_second_deploy_waits_then_fails_clearly(
     assert len(ledger.records(MODEL)) == records_before
 
 
-def test_an_exported_bento_is_checked_before_it_is_deployed(
-    delivery: Repo, gated: tuple[str, str], tmp_path: Path
+def test_an_exported_bento_is_deployed_only_with_the_digest_handed_over(
+    delivery: Repo, gated: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     artifact = tmp_path / "dist" / "model.bento"
+    capsys.readouterr()
     assert main(["export", MODEL, "--bento", gated[1], "--out", str(artifact)]) == 0
-    checksum = Path(f"{artifact}.sha256")
-    good = checksum.read_text()
-    checksum.write_text("0" * 64 + "  model.bento\n")
-    assert main(["deploy", MODEL, "--env", "production", "--yes", "--bento-file", str(artifact)]) == 1
-    checksum.write_text(good)
-    assert main(["deploy", MODEL, "--env", "production", "--yes", "--bento-file", str(artifact)]) == 0
+    digest = capsys.readouterr().out.split("sha256=")[1].split()[0]
+    deploy = ["deploy", MODEL, "--env", "production", "--yes", "--bento-file", str(artifact)]
+    assert main(deploy) == 2, "a file without a digest handed over is refused"
+    assert "--bento-file needs --sha256" in capsys.readouterr().err
+    assert main([*deploy, "--sha256", "0" * 64]) == 1
+    assert "sha256" in capsys.readouterr().err
+    assert main([*deploy, "--sha256", digest]) == 0
     try:
         record = State.of(delivery).ledger.live(MODEL, "production")
-        assert record is not None and record.sha256 == good.split()[0] and record.bento == gated[1]
+        assert record is not None and record.sha256 == digest and record.bento == gated[1]
         assert record.url is not None
         predict(record.url, delivery)
     finally:
@@ -139,3 +141,26 @@ def test_containerize_without_docker_fails_clearly(delivery: Repo, gated: tuple[
     model = delivery.model(MODEL)
     with pytest.raises(kubernetes.KubernetesError, match="needs a running Docker daemon"):
         kubernetes.containerize(model.python(), gated[1], "ghcr.io/acme/x:1", State.of(delivery).env())
+
+
+def test_an_older_bento_never_replaces_a_newer_live_one_unless_rolled_back(
+    delivery: Repo, gated: tuple[str, str]
+) -> None:
+    from modelctl.delivery.release import DeployFailedError
+    from tests.conftest import git
+
+    model = delivery.model(MODEL)
+    git(delivery.root, "commit", "-q", "--allow-empty", "-m", "a newer commit")
+    newer = build.build(model).bento
+    promote.verify(model, newer, StageLog("newer", []), examples=5)
+    release.deploy(model, "staging", newer)
+    try:
+        with pytest.raises(DeployFailedError, match="older than .* refusing to go back in time"):
+            release.deploy(model, "staging", gated[1])  # a re-run of an old workflow, say
+        live = State.of(delivery).ledger.live(MODEL, "staging")
+        assert live is not None and live.bento == newer
+        assert State.of(delivery).ledger.records(MODEL)[-1].outcome == "failed"
+        back = release.deploy(model, "staging", gated[1], outcome="rolled_back", approved=True, force=True)
+        assert back.outcome == "rolled_back", "going back on purpose is a rollback"
+    finally:
+        release.undeploy(delivery, MODEL, "staging")

@@ -15,7 +15,7 @@ from modelctl.main import main
 from modelctl.repo import Repo
 from modelctl.state import State
 from tests.conftest import MODEL
-from tests.delivery.helpers import appended, config_changed, served_model
+from tests.delivery.helpers import appended, served_model
 from tests.stand_ins import http_stand_in
 
 pytestmark = pytest.mark.slow
@@ -87,7 +87,7 @@ def test_a_better_candidate_is_promoted_and_a_worse_one_is_not(
         assert State.of(delivery).retrain_log.records(MODEL)[-1]["decision"] == "kept champion"
         assert not list((State.of(delivery).root / "retrain-runs" / MODEL).glob("*")), "no training data left"
     finally:
-        release.undeploy(model, "production")
+        release.undeploy(delivery, MODEL, "production")
 
 
 def test_a_failed_step_alerts_keeps_live_and_never_leaks_the_password(
@@ -128,24 +128,51 @@ def test_in_ci_the_data_source_is_required(
     assert "IRIS_CLASSIFIER_DATA_URL is not set" in capsys.readouterr().err
 
 
-def test_in_github_actions_a_winner_dispatches_the_deploy_workflow(
-    delivery: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_in_ci_a_winner_is_stored_and_the_deploy_that_follows_ships_exactly_it(
+    delivery: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: str
 ) -> None:
+    """Runner 1 retrains and stores the winner; runner 2 (a fresh state folder, the same bucket) builds from the
+    store without training, and deploys the model version that won."""
+    from modelctl.delivery import ci
+    from tests.s3_stand_in import use_s3
+
+    monkeypatch.setenv("MODELCTL_STORE", use_s3(monkeypatch, s3_endpoint))
+    monkeypatch.setenv("MODELCTL_STATE_DIR", str(tmp_path / "runner-1"))
     monkeypatch.setenv(DATA_ENV, make_db(delivery, tmp_path / "clean.db", shuffled=False))
-    before = State.of(delivery).ledger.live(MODEL, "production")
     for key, value in {
         "GITHUB_ACTIONS": "true",
         "GITHUB_TOKEN": "t0ken-value",
         "GITHUB_REPOSITORY": "acme/models",
         "GITHUB_REF_NAME": "main",
+        "GITHUB_RUN_ID": "4242",
     }.items():
         monkeypatch.setenv(key, value)
-    with config_changed(delivery, retrain__min_improvement=0.0) as repo, http_stand_in([204]) as github:
+    with http_stand_in([204]) as github:
         monkeypatch.setenv("GITHUB_API_URL", github.url)
-        record = retrain.retrain(repo.model(MODEL), "production")
-    assert record["decision"] == "promoted: deploy.yml dispatched"
+        record = retrain.retrain(delivery.model(MODEL), "production")
+    assert record["decision"] == "promoted: deploy.yml dispatched", "no champion in this bucket yet"
     request = github.requests[0]
     assert (request.method, request.path) == ("POST", "/repos/acme/models/actions/workflows/deploy.yml/dispatches")
     assert request.headers["Authorization"] == "Bearer t0ken-value"
-    assert request.body["ref"] == "main" and request.body["inputs"]["candidate"] == record["candidate"]
-    assert State.of(delivery).ledger.live(MODEL, "production") == before, "CI promotes through deploy.yml only"
+    assert request.body["inputs"] == {"models": MODEL, "candidate": record["candidate"], "bento": record["bento"]}
+    stored = State.of(delivery).store.stat_file(State.artifact_key("bento", record["bento"]))
+    assert stored is not None and stored.sha256 == record["bento_sha256"]
+
+    monkeypatch.setenv("MODELCTL_STATE_DIR", str(tmp_path / "runner-2"))  # the deploy workflow's runner
+    repo = Repo(delivery.root)
+    line = ci.build_verified(repo.model(MODEL), tmp_path / "dist", stored=record["bento"])
+    assert record["bento"] in line
+    assert not any(r.get("decision") == "trained" for r in State.of(repo).retrain_log.records(MODEL))
+    deployed = ci.deploy_file(repo.model(MODEL), "staging", tmp_path / "dist")
+    try:
+        live = State.of(repo).ledger.live(MODEL, "staging")
+        assert live is not None and live.url is not None and record["bento"] in deployed
+        assert served_model(live.url) == record["candidate"], "the deploy serves the model that won"
+    finally:
+        release.undeploy(repo, MODEL, "staging")
+
+
+def test_in_ci_without_a_shared_store_retraining_refuses(delivery: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    with pytest.raises(retrain.RetrainError, match="needs a shared state store"):
+        retrain.retrain(delivery.model(MODEL), "production")

@@ -36,7 +36,7 @@ def test_train_then_build_pins_the_model_and_labels_the_bento(delivery: Repo) ->
         (State.of(delivery).bentoml_home / "bentos" / MODEL / built.bento.split(":")[1] / "bento.yaml").read_text()
     )
     labels = info["labels"]
-    assert labels["git_commit"] == git(delivery.root, "rev-parse", "--short=12", "HEAD").strip()
+    assert labels["git_commit"] == git(delivery.root, "rev-parse", "HEAD").strip()
     assert (labels["framework"], labels["task"]) == ("sklearn", "classification")
     assert not (model.folder / build.BUILD_DIR).exists(), "build leftovers are removed"
 

@@ -6,8 +6,8 @@ import argparse
 import json
 import os
 
+from modelctl import changeset
 from modelctl.changes import Selection
-from modelctl.changeset import compute
 from modelctl.console import err
 from modelctl.envs import TOX_PREFIX
 from modelctl.errors import UsageError
@@ -15,6 +15,7 @@ from modelctl.github import write_outputs
 from modelctl.names import parse_list
 from modelctl.repo import Repo, find_repo
 from modelctl.shards import matrix, shard
+from modelkit import ENVIRONMENTS
 
 FORMATS = ("lines", "json", "github", "tox")
 
@@ -32,6 +33,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--rules-from", metavar="REF", help="read each model's ci.ignore/ci.extra_paths at REF (a PR passes its base)"
     )
+    parser.add_argument(
+        "--since-deployed",
+        metavar="ENV",
+        choices=ENVIRONMENTS,
+        help="select against the commit last deployed to ENV, per model (from the state store); --base is the "
+        "fallback when no shared store is configured in CI",
+    )
     parser.add_argument("--format", choices=FORMATS, default="lines")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--all", action="store_true", help="select every model")
@@ -45,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             select_every=a.all,
             models=parse_list(a.models) or None,  # an empty --models (a workflow input left blank) is no list
             rules=a.rules_from,
+            since_deployed=a.since_deployed,
         )
     )
 
@@ -66,10 +75,14 @@ def changed(
     select_every: bool = False,
     models: list[str] | None = None,
     rules: str | None = None,
+    since_deployed: str | None = None,
 ) -> int:
     if fmt == "github" and not os.environ.get("GITHUB_OUTPUT"):
         raise UsageError("--format github needs $GITHUB_OUTPUT (set by GitHub Actions)")
-    selection = compute(repo, base, head, select_every, models, rules_rev=rules)
+    if since_deployed and not (models or select_every):
+        selection = changeset.since_deployed(repo, since_deployed, head, fallback_base=base)
+    else:
+        selection = changeset.compute(repo, base, head, select_every, models, rules_rev=rules)
     print_reasons(selection)
     if fmt == "lines":
         for name in selection.models:

@@ -41,8 +41,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check_parser = shard_parser("check", "doctor, tests, train, build, load-test gate and fuzz each model")
     check_parser.set_defaults(run=lambda a: check(find_repo(), parse_list(a.models) or []))
     build_parser = shard_parser("build", "check each model, then export its verified bento to --out")
-    build_parser.add_argument("--out", type=Path, default=Path("dist"), help="folder for <model>.bento (+ .sha256)")
-    build_parser.set_defaults(run=lambda a: build(find_repo(), parse_list(a.models) or [], a.out))
+    build_parser.add_argument("--out", type=Path, default=Path("dist"), help="folder for <model>.bento")
+    build_parser.add_argument(
+        "--bento", default="", help="a bento kept in the state store (a retraining winner): verify it, do not train"
+    )
+    build_parser.set_defaults(run=lambda a: build(find_repo(), parse_list(a.models) or [], a.out, a.bento or None))
     deploy_parser = shard_parser("deploy", "deploy each model's exported bento from --from to an environment")
     deploy_parser.add_argument("--env", required=True, choices=ENVIRONMENTS)
     deploy_parser.add_argument("--from", dest="source", type=Path, default=Path("dist"), help="folder of <model>.bento")
@@ -87,8 +90,10 @@ def check(repo: Repo, names: list[str]) -> int:
     return _shard(repo, names, ci_steps.check, "check")
 
 
-def build(repo: Repo, names: list[str], out_dir: Path) -> int:
-    return _shard(repo, names, lambda model: ci_steps.build_verified(model, out_dir), "build")
+def build(repo: Repo, names: list[str], out_dir: Path, stored: str | None = None) -> int:
+    if stored and len(names) != 1:
+        raise UsageError("--bento names one stored bento: give exactly one model with it")
+    return _shard(repo, names, lambda model: ci_steps.build_verified(model, out_dir, stored), "build")
 
 
 def deploy(repo: Repo, names: list[str], env: str, source: Path) -> int:
@@ -101,7 +106,10 @@ def undeploy(repo: Repo, names: list[str], envs: str) -> int:
     if unknown or not chosen:
         raise UsageError(f"--env {envs!r}: expected environments from {', '.join(ENVIRONMENTS)}")
 
-    def step(model: Model) -> str:
-        return "; ".join(f"{env}: {ci_steps.undeploy(model, env)}" for env in chosen)
-
-    return _shard(repo, names, step, "undeploy")
+    # Removed models have no folder any more: the ledger says where each one ran.
+    results = batch.run_each_name(
+        names, lambda name: "; ".join(f"{e}: {ci_steps.undeploy(repo, name, e)}" for e in chosen), "undeploy"
+    )
+    out.print(batch.table(results, "undeploy"))
+    append_step_summary(batch.markdown(results, "undeploy"))
+    return batch.exit_code(results)

@@ -9,6 +9,7 @@ from modelctl.console import out
 from modelctl.delivery import release
 from modelctl.delivery.announce import announce_record
 from modelctl.delivery.candidate import resolve_bento
+from modelctl.errors import UsageError
 from modelctl.repo import Repo, find_repo
 from modelkit import ENVIRONMENTS, TARGETS
 
@@ -20,11 +21,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--target", choices=TARGETS)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--bento", help="bento tag (default: the newest built)")
-    source.add_argument("--bento-file", type=Path, help="an exported .bento (checked against FILE.sha256)")
+    source.add_argument("--bento-file", type=Path, help="an exported .bento (checked, with --sha256, before import)")
+    parser.add_argument(
+        "--sha256", help="the digest `modelctl export` printed for --bento-file (handed over, never read beside it)"
+    )
     parser.add_argument("--yes", action="store_true", help="confirm a production deploy (CI: the approval)")
     parser.add_argument("--force", action="store_true", help="deploy even without a passing load test")
     parser.set_defaults(
-        run=lambda a: deploy(find_repo(), a.model, a.env, a.target, a.bento, a.bento_file, a.yes, a.force)
+        run=lambda a: deploy(find_repo(), a.model, a.env, a.target, a.bento, a.bento_file, a.yes, a.force, a.sha256)
     )
 
 
@@ -37,19 +41,22 @@ def deploy(
     bento_file: Path | None,
     yes: bool,
     force: bool,
+    digest: str | None = None,
 ) -> int:
     model = repo.model(name)
     approved = yes or (release.in_ci() and env == "production")
     release.check_environment(model, env, approved)
     sha256 = None
     if bento_file is not None:
-        bento, sha256 = release.import_file(model, bento_file)
+        if not digest:
+            raise UsageError("--bento-file needs --sha256: the digest `modelctl export` printed when it was tested")
+        bento, sha256 = release.import_file(model, bento_file, digest)
     chosen = resolve_bento(model, bento)
     try:
         record = release.deploy(model, env, chosen, target=target, approved=approved, force=force, sha256=sha256)
     except release.DeployFailedError as exc:
-        announce_record(model, exc.record, "deploy failed")
+        announce_record(exc.record, "deploy failed", model.config.notify.slack_channel)
         raise
-    announce_record(model, record, record.outcome)
+    announce_record(record, record.outcome, model.config.notify.slack_channel)
     out.print(f"{record.outcome} {record.bento} to {env} as v{record.version}: {record.url or '-'}", markup=False)
     return 0

@@ -12,7 +12,9 @@ from modelctl.repo import Repo, find_repo
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("export", help="export a gate-passed bento to a file (+ .sha256, .gate.json)")
+    parser = subparsers.add_parser(
+        "export", help="export a gate-passed bento to a file; prints its sha256 (deploy it with --sha256)"
+    )
     parser.add_argument("model")
     parser.add_argument("--bento", help="bento tag (default: the newest built)")
     parser.add_argument("--out", type=Path, required=True, help="output file, e.g. dist/model.bento")
@@ -23,4 +25,5 @@ def export(repo: Repo, name: str, bento: str | None, out_path: Path) -> int:
     model = repo.model(name)
     path, digest = release.export(model, resolve_bento(model, bento), out_path)
     out.print(f"{path} sha256={digest}", markup=False)
+    out.print(f"deploy: modelctl deploy {name} --env ENV --bento-file {path} --sha256 {digest}", markup=False)
     return 0

@@ -24,8 +24,8 @@ def rollback(repo: Repo, name: str, env: str, to: int | None) -> int:
     try:
         record = release.rollback(model, env, to)
     except release.DeployFailedError as exc:
-        announce_record(model, exc.record, "rollback failed")
+        announce_record(exc.record, "rollback failed", model.config.notify.slack_channel)
         raise
-    announce_record(model, record, "rolled back")
+    announce_record(record, "rolled back", model.config.notify.slack_channel)
     out.print(f"rolled back {name} in {env} to v{record.version} ({record.bento}): {record.url}", markup=False)
     return 0

@@ -13,15 +13,15 @@ from modelkit import ENVIRONMENTS
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("undeploy", help="stop a model in an environment")
-    parser.add_argument("model")
+    parser.add_argument("model", help="a model of the repo, or one removed from it that the ledger knows")
     parser.add_argument("--env", required=True, choices=ENVIRONMENTS)
     parser.set_defaults(run=lambda a: undeploy(find_repo(), a.model, a.env))
 
 
 def undeploy(repo: Repo, name: str, env: str) -> int:
-    model = repo.model(name)
-    record = release.undeploy(model, env)
-    announce_record(model, record, "undeployed")
-    stopped = f" (stopped {record.bento})" if record.bento else ""
-    out.print(f"undeployed {name} from {env}{stopped}", markup=False)
+    """Works for a model whose folder is gone too (CI undeploys removed models): the ledger says where it ran."""
+    record = release.undeploy(repo, name, env)
+    channel = repo.model(name).config.notify.slack_channel if name in repo.model_names() else None
+    announce_record(record, "undeployed", channel)
+    out.print(f"undeployed {name} from {env}: {record.reason}", markup=False)
     return 0

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from modelctl.ledger import Record
-from modelctl.model import Model
 from modelctl.notify import Message, notify
 
 
-def announce_record(model: Model, record: Record, verdict: str) -> None:
+def announce_record(record: Record, verdict: str, channel: str | None = None) -> None:
     facts = {"bento": record.bento or "-", "target": record.target}
     if record.url:
         facts["url"] = record.url
@@ -24,6 +23,6 @@ def announce_record(model: Model, record: Record, verdict: str) -> None:
             version=f"v{record.version}" if record.version else None,
             verdict=verdict,
             facts=facts,
-            channel=model.config.notify.slack_channel,
+            channel=channel,
         )
     )

@@ -25,21 +25,23 @@ class ModelResult:
 
 
 def run_each(models: list[Model], step: Callable[[Model], str], label: str) -> list[ModelResult]:
+    by_name = {model.name: model for model in models}
+    return run_each_name(list(by_name), lambda name: step(by_name[name]), label)
+
+
+def run_each_name(names: list[str], step: Callable[[str], str], label: str) -> list[ModelResult]:
     results = []
-    for index, model in enumerate(models, start=1):
-        err.print(f"=== [{index}/{len(models)}] {label} {model.name} ===", markup=False)
+    for index, name in enumerate(names, start=1):
+        err.print(f"=== [{index}/{len(names)}] {label} {name} ===", markup=False)
         started = time.monotonic()
         try:
-            detail = step(model)
+            detail = step(name)
         except ModelctlError as exc:
-            results.append(
-                ModelResult(
-                    model.name, False, time.monotonic() - started, redact(str(exc)).splitlines()[0], exc.exit_code
-                )
-            )
-            err.print(f"{model.name}: FAILED: {results[-1].detail}", markup=False)
+            line = (redact(str(exc)).splitlines() or [type(exc).__name__])[0]
+            results.append(ModelResult(name, False, time.monotonic() - started, line, exc.exit_code))
+            err.print(f"{name}: FAILED: {line}", markup=False)
             continue
-        results.append(ModelResult(model.name, True, time.monotonic() - started, detail))
+        results.append(ModelResult(name, True, time.monotonic() - started, detail))
     return results
 
 

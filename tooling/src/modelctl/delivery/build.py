@@ -64,7 +64,7 @@ def build(model: Model, model_tag: str | None = None) -> Built:
                     "name": config.name,
                     "model_tag": model_tag,
                     "labels": {
-                        "git_commit": git.short_head(model.repo.root),
+                        "git_commit": git.head(model.repo.root),
                         "owner": config.owner,
                         "framework": config.framework,
                         "task": config.task,

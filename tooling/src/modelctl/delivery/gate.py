@@ -196,25 +196,14 @@ def one_line(verdict: Verdict) -> str:
 
 
 def save_pass(model: Model, bento: str, result: GateResult) -> None:
-    """Remember that ``bento`` passed the gate (deploy and export refuse bentos without a pass)."""
+    """Remember that ``bento`` passed the gate, in the state store (deploy and export refuse bentos without)."""
     from modelctl.state import State
 
-    path = State.of(model.repo).gate_file(bento)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result.summary, indent=2) + "\n", encoding="utf-8")
+    State.of(model.repo).put_gate_result(bento, result.summary)
 
 
 def passed_summary(model: Model, bento: str) -> dict[str, Any] | None:
     """The load-test summary ``bento`` passed with, or None when it never passed."""
     from modelctl.state import State
 
-    path = State.of(model.repo).gate_file(bento)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise ModelctlError(
-            f"{path} is unreadable ({exc}); run `modelctl loadtest {model.name} --bento {bento}`"
-        ) from exc
-    return data if isinstance(data, dict) else None
+    return State.of(model.repo).gate_result(bento)

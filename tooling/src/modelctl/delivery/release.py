@@ -6,18 +6,18 @@ A failed attempt is recorded and never changes what is live.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from modelctl import bentostore, cmd, git, procs
+from modelctl import archive, bentostore, cmd, git, procs
+from modelctl import watch as watching
 from modelctl.console import err
 from modelctl.delivery.gate import passed_summary
 from modelctl.delivery.train import store_env
-from modelctl.errors import ModelctlError, UsageError
+from modelctl.errors import GateRefusedError, ModelctlError, UsageError
 from modelctl.ledger import Record
-from modelctl.model import Model
+from modelctl.model import Model, model_process_env
 from modelctl.redact import redact
 from modelctl.repo import Repo
 from modelctl.state import State
@@ -82,6 +82,14 @@ def new_record(model: Model, env: str, target: str, bento: str, outcome: str, ve
     )
 
 
+class WatchBreachedError(GateRefusedError):
+    """The new version breached `deploy.watch` after going live and was rolled back (exit 3)."""
+
+    def __init__(self, message: str, record: Record, verdict: watching.WatchVerdict | None) -> None:
+        super().__init__(message)
+        self.record, self.verdict = record, verdict
+
+
 def deploy(
     model: Model,
     env: str,
@@ -93,8 +101,11 @@ def deploy(
     sha256: str | None = None,
     outcome: str = "deployed",
     version: int = 0,
+    watch: bool = True,
 ) -> Record:
-    """Deploy ``bento`` to ``env``; the ledger record (appended on success and on failure)."""
+    """Deploy ``bento`` to ``env``, then watch it (`deploy.watch`); the ledger record (appended on success and on
+    failure). A version that breaches the watch is rolled back to what was live before (or stopped, when nothing
+    was) and WatchBreachedError says so."""
     check_environment(model, env, approved)
     chosen = choose_target(model, target)
     if not bentostore.bento_exists(model.repo, bento):
@@ -104,20 +115,89 @@ def deploy(
             f"{bento} has not passed the load-test gate; run `modelctl loadtest {model.name} --bento {bento}` "
             "(or --force)"
         )
-    record = new_record(model, env, chosen, bento, outcome, version)
-    record.sha256 = sha256
     ledger = State.of(model.repo).ledger
     with local.deploy_lock(model.repo, model.name, env):
-        try:
-            if outcome != "rolled_back":
-                refuse_older(model, env, record, ledger.live(model.name, env))
-            url = deploy_to(model, env, chosen, bento)
-        except ModelctlError as exc:
-            record.outcome, record.reason = "failed", redact(str(exc).splitlines()[0])
-            raise DeployFailedError(ledger.append(record), exc) from exc
-        record.outcome = outcome if url is not None else "rendered"
-        record.url = url
-        return ledger.append(record)
+        before = ledger.live(model.name, env)
+        record = _deploy_locked(model, env, chosen, bento, outcome, version, sha256, before)
+        if watch and record.url is not None and model.config.deploy.watch.duration_s > 0:
+            _watch_or_roll_back(model, env, record, before)
+        return record
+
+
+def _deploy_locked(
+    model: Model,
+    env: str,
+    target: str,
+    bento: str,
+    outcome: str,
+    version: int,
+    sha256: str | None,
+    before: Record | None,
+) -> Record:
+    ledger = State.of(model.repo).ledger
+    record = new_record(model, env, target, bento, outcome, version)
+    record.sha256 = sha256
+    try:
+        if outcome != "rolled_back":
+            refuse_older(model, env, record, before)
+        url = deploy_to(model, env, target, bento)
+    except ModelctlError as exc:
+        record.outcome, record.reason = "failed", redact(str(exc).splitlines()[0])
+        raise DeployFailedError(ledger.append(record), exc) from exc
+    record.outcome = outcome if url is not None else "rendered"
+    record.url = url
+    return ledger.append(record)
+
+
+def _scraper(model: Model, env: str, record: Record) -> str | watching.Scraper:
+    if record.target == "kubernetes" and record.url:
+        context, namespace, _ = kubernetes.parse_live_url(record.url)
+        return kubernetes.metrics_scraper(model.name, env, namespace=namespace, context=context)
+    if record.target == "bentocloud":
+        name = bentocloud.deployment_name(model.name, env)
+        return bentocloud.metrics_scraper(name, cluster=model.config.deploy.bentocloud.cluster)
+    assert record.url is not None
+    return record.url
+
+
+def _watch_or_roll_back(model: Model, env: str, record: Record, before: Record | None) -> None:
+    """Watch the version that just went live; on a breach, put back what was live before and raise."""
+    limits = watching.Limits.from_config(model.config)
+    err.print(f"  watching {record.bento} in {env} for {limits.duration_s:.0f}s ...", markup=False)
+    verdict: watching.WatchVerdict | None = None
+    try:
+        verdict = watching.watch(_scraper(model, env, record), limits, version=(record.bento or ":").split(":")[1])
+        if verdict.passed:
+            err.print(f"  watch: {verdict.summary()}", markup=False)
+            return
+        reason = f"watch: {verdict.summary()}"
+    except watching.WatchError as exc:  # the new version could not even be observed: do not keep it
+        reason = f"watch could not observe {record.bento}: {exc}"
+    ledger = State.of(model.repo).ledger
+    if before is not None and before.bento:
+        err.print(f"  {reason}; rolling back to {before.bento}", markup=False)
+        back = _deploy_locked(model, env, before.target, before.bento, "rolled_back", before.version, None, None)
+        note = f"rolled back to v{back.version} ({before.bento})"
+    else:
+        err.print(f"  {reason}; nothing was live before: stopping it", markup=False)
+        _stop_everywhere(model.repo, model.name, env, [record])
+        back = ledger.append(
+            Record(model=model.name, env=env, target=record.target, outcome="undeployed", bento=record.bento)
+        )
+        note = "stopped (nothing was live before)"
+    ledger.append(
+        Record(
+            model=model.name,
+            env=env,
+            target=record.target,
+            outcome="failed",
+            bento=record.bento,
+            model_tag=record.model_tag,
+            git_commit=record.git_commit,
+            reason=redact(f"{reason}; {note}"),
+        )
+    )
+    raise WatchBreachedError(f"{record.bento} breached the watch in {env} ({reason}); {note}", back, verdict)
 
 
 def refuse_older(model: Model, env: str, candidate: Record, live: Record | None) -> None:
@@ -151,7 +231,7 @@ def deploy_to(model: Model, env: str, target: str, bento: str) -> str | None:
         kubernetes.containerize(model.python(), bento, image, state.env())
         kubernetes.push(image)
         kubernetes.apply(path, context)
-        return f"kubernetes://{context}/{config.deploy.kubernetes.namespace}/{path.stem}"
+        return kubernetes.live_url(context, config.deploy.kubernetes.namespace, model.name, env)
     document = bentocloud.render(config, bento, env, bentostore.service_name(repo, bento))
     path = bentocloud.write(document, state.deploy_dir(model.name, env) / "bentocloud.yaml")
     bentocloud.deploy(model.python(), path, state.env())
@@ -174,76 +254,74 @@ def rollback(model: Model, env: str, to: int | None = None) -> Record:
         force=True,
         outcome="rolled_back",
         version=target.version,
+        watch=False,  # going back to a version that was good: a rollback is never rolled back
     )
 
 
-def undeploy(model: Model, env: str) -> Record:
-    state = State.of(model.repo)
-    with local.deploy_lock(model.repo, model.name, env):
-        stopped = local.undeploy(model.repo, model.name, env)
-        live = state.ledger.live(model.name, env)
-        return state.ledger.append(
-            Record(
-                model=model.name,
-                env=env,
-                target=live.target if live else "local",
-                outcome="undeployed",
-                bento=stopped.bento if stopped else None,
-            )
+def _stop_everywhere(repo: Repo, name: str, env: str, records: list[Record]) -> list[str]:
+    """Stop ``name`` in ``env`` on every target these records show it went to; a line per target."""
+    done = []
+    local_stopped = local.undeploy(repo, name, env)
+    done.append(f"local: stopped {local_stopped.bento}" if local_stopped else "local: nothing running")
+    applied = [r for r in records if r.env == env and r.url and r.outcome in ("deployed", "rolled_back")]
+    kube = next((r for r in reversed(applied) if r.target == "kubernetes"), None)
+    if kube is not None and kube.url:
+        context, namespace, _ = kubernetes.parse_live_url(kube.url)
+        removed = kubernetes.undeploy(name, env, namespace=namespace, context=context)
+        done.append("kubernetes: " + ", ".join(f"{r.kind} {r.outcome}" for r in removed))
+    cloud = next((r for r in reversed(applied) if r.target == "bentocloud"), None)
+    if cloud is not None:
+        cluster = None
+        if (repo.model_dir(name) / "config.yaml").is_file():
+            cluster = repo.config(name).deploy.bentocloud.cluster
+        done.append(f"bentocloud: {bentocloud.undeploy(bentocloud.deployment_name(name, env), cluster=cluster)}")
+    return done
+
+
+def undeploy(repo: Repo, name: str, env: str) -> Record:
+    """Stop ``name`` in ``env`` on every target it was deployed to (from the ledger: works for a removed model
+    too). A target that cannot be reached fails loudly and nothing is recorded as undeployed."""
+    state = State.of(repo)
+    with local.deploy_lock(repo, name, env):
+        records = state.ledger.records(name)
+        done = _stop_everywhere(repo, name, env, records)
+        live = state.ledger.live(name, env)
+        record = Record(
+            model=name,
+            env=env,
+            target=live.target if live else "local",
+            outcome="undeployed",
+            bento=live.bento if live else None,
+            reason="; ".join(done),
         )
+        return state.ledger.append(record)
 
 
 def export(model: Model, bento: str, out_path: Path) -> tuple[Path, str]:
-    """``bentoml export`` of a gate-passed ``bento`` to ``out_path``; (file, sha256)."""
-    gate = passed_summary(model, bento)
-    if gate is None:
+    """``bentoml export`` of a gate-passed ``bento`` to ``out_path``; (file, sha256).
+
+    The digest is what a deploy must be handed separately (a job output, the state store, `--sha256`):
+    a checksum file beside the archive would prove only that both were copied together.
+    """
+    archive.check_tag(bento, model.name)
+    if passed_summary(model, bento) is None:
         raise ReleaseError(
             f"{bento} has not passed the load-test gate; run `modelctl loadtest {model.name} --bento {bento}`"
         )
     target = out_path.resolve()  # bentoml export/import need absolute paths
     target.parent.mkdir(parents=True, exist_ok=True)
     bentoml(model, "export", bento, str(target))
-    digest = bentostore.sha256(target)
-    Path(f"{target}.sha256").write_text(f"{digest}  {target.name}\n", encoding="utf-8")
-    Path(f"{target}.gate.json").write_text(json.dumps(gate, indent=2) + "\n", encoding="utf-8")
-    return target, digest
+    return target, bentostore.sha256(target)
 
 
-def import_file(model: Model, path: Path) -> tuple[str, str]:
-    """Import an exported bento after checking its sha256; (bento tag, sha256)."""
+def import_file(model: Model, path: Path, sha256: str) -> tuple[str, str]:
+    """Import an exported bento after checking it (digest handed over, every member, the tag from its own
+    bento.yaml equal to the model); (bento tag, sha256)."""
     path = path.resolve()
     if not path.is_file():
-        raise UsageError(f"--bento-file {path} does not exist")
-    digest = bentostore.sha256(path)
-    expected_file = Path(f"{path}.sha256")
-    if not expected_file.exists():
-        raise ReleaseError(f"{expected_file} is missing: refusing a bento file whose checksum cannot be checked")
-    expected = expected_file.read_text(encoding="utf-8").split()[0]
-    if digest != expected:
-        raise ReleaseError(f"{path} has sha256 {digest}, but {expected_file.name} says {expected}: not the tested file")
-    gate_file = Path(f"{path}.gate.json")
-    gate_summary: dict[str, Any] | None = json.loads(gate_file.read_text()) if gate_file.exists() else None
-    result = bentoml_import(model, path)
-    bento = str(gate_summary["bento"]) if gate_summary else _tag_from_import(result)
-    if gate_summary:
-        gate = State.of(model.repo).gate_file(bento)
-        gate.parent.mkdir(parents=True, exist_ok=True)
-        gate.write_text(json.dumps(gate_summary), encoding="utf-8")
-    return bento, digest
-
-
-def bentoml_import(model: Model, path: Path) -> str:
-    result = model.run(["-m", "bentoml", "import", str(path)], what="bentoml import", env=store_env(model), check=False)
-    if result.returncode != 0 and "already exists" not in result.output:
-        raise cmd.CommandError("bentoml import", result.argv, result.returncode, result.output)
-    return result.output
-
-
-def _tag_from_import(output: str) -> str:
-    for word in output.replace('"', " ").replace("'", " ").split():
-        if ":" in word and not word.startswith(("http", "/")):
-            return word.strip("().,")
-    raise ReleaseError(f"could not read the bento tag from bentoml import's output: {output[-300:]}")
+        raise UsageError(f"bento file {path} does not exist")
+    info = archive.import_bento(model.python(), path, model.name, sha256, env=model_process_env(store_env(model)))
+    return info.tag, info.sha256
 
 
 def status_rows(repo: Repo, names: list[str]) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -190,6 +191,15 @@ def retrain(
     champion = champion_of(model, env)
     record: dict[str, Any] = {"model": model.name, "env": env, "champion": champion, "dry_run": dry_run}
     err.print(f"retrain {model.name}: extract, train, evaluate (champion: {champion or 'none'})", markup=False)
+    if in_ci() and not State.of(model.repo).store.shared:
+        raise failed(
+            model,
+            env,
+            record,
+            "setup",
+            "retraining in CI needs a shared state store (MODELCTL_STORE): without it there is never a champion "
+            "to beat and nothing the deploy can pull",
+        )
     try:
         if in_ci() if data_required is None else data_required:
             require_data(model)
@@ -210,7 +220,8 @@ def retrain(
         record["decision"] = "kept champion"
     elif in_ci():
         try:
-            record["dispatched"] = github.dispatch_deploy(model.name, candidate)
+            record.update(store_winner(model, candidate))
+            record["dispatched"] = github.dispatch_deploy(model.name, candidate, record["bento"])
         except ModelctlError as exc:
             raise failed(model, env, record, "promote", str(exc)) from exc
         record["decision"] = "promoted: deploy.yml dispatched"
@@ -220,6 +231,23 @@ def retrain(
     if record["decision"] != "promoted" and not str(record["decision"]).startswith("promoted: v"):
         announce(model, env, evaluation, record["decision"])
     return record
+
+
+def store_winner(model: Model, candidate: str) -> dict[str, str]:
+    """Keep the evaluated model and a bento of exactly it in the state store, for the deploy that follows (it gates
+    and deploys those bytes: nothing is trained again); their tags and digests."""
+    state = State.of(model.repo)
+    bento = building.build(model, model_tag=candidate).bento
+    with tempfile.TemporaryDirectory(prefix="modelctl-winner-") as tmp:
+        model_file = Path(tmp) / "model.bentomodel"
+        bento_file = Path(tmp) / "model.bento"
+        model.run(["-m", "bentoml", "models", "export", candidate, str(model_file)], what="bentoml models export",
+                  env=store_env(model))  # fmt: skip
+        model.run(["-m", "bentoml", "export", bento, str(bento_file)], what="bentoml export", env=store_env(model))
+        stored_model = state.put_artifact("model", candidate, model_file)
+        stored_bento = state.put_artifact("bento", bento, bento_file)
+    err.print(f"stored {candidate} and {bento} in {state.store.where(stored_bento.key)}", markup=False)
+    return {"bento": bento, "bento_sha256": stored_bento.sha256, "model_sha256": stored_model.sha256}
 
 
 def _promote_locally(model: Model, env: str, evaluation: dict[str, Any]) -> dict[str, Any]:

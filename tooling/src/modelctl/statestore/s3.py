@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import fsspec.asyn  # type: ignore[import-untyped]
-from fsspec.exceptions import FSTimeoutError  # type: ignore[import-untyped]
+import fsspec.asyn
+from fsspec.exceptions import FSTimeoutError
 
 from modelctl.statestore.base import (
     PREVIOUS,
@@ -73,7 +73,7 @@ def endpoint_from_env() -> str | None:
 
 def _filesystem(endpoint_url: str | None, timeout: float) -> Any:
     """One s3fs filesystem per endpoint, timeout, credentials and process (s3fs's own cache ignores the env)."""
-    import s3fs  # type: ignore[import-untyped]  # imported here: it costs ~1 s and only S3 stores need it
+    import s3fs  # imported here: it costs ~1 s and only S3 stores need it
 
     env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
     cache_key = (endpoint_url, timeout, env, os.getpid())
