@@ -120,13 +120,14 @@ def _verify(identity: Identity) -> tuple[psutil.Process | None, str | None]:
     except psutil.AccessDenied:
         return None, "another user's process"
     if cmdline != identity.cmdline:
-        return None, f"now runs `{_short(cmdline)}`"
+        return None, f"now runs `{describe(cmdline)}`"
     if abs(started - identity.create_time) > START_TIME_SLACK_S:
         return None, f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))}, after the one recorded"
     return proc, None
 
 
-def _short(cmdline: Sequence[str], limit: int = 80) -> str:
+def describe(cmdline: Sequence[str], limit: int = 80) -> str:
+    """A command line shortened for a one-line message."""
     text = " ".join(cmdline) or "?"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
