@@ -306,7 +306,7 @@ def start(
     finally:
         if handle is not None:
             handle.close()
-    identity = _identity_after_exec(process, argv) if launcher else Identity.of(process.pid)
+    identity = _identity_after_exec(process, argv)
     server = Server(process, identity or Identity(process.pid, 0.0, tuple(argv)), owner, detached, log)
     if not detached:
         _started[process.pid] = server
@@ -329,7 +329,8 @@ def _can_die_with_parent() -> bool:
 
 
 def _identity_after_exec(process: subprocess.Popen[bytes], argv: list[str], timeout: float = 30.0) -> Identity | None:
-    """The identity once the launcher has exec'd ``argv`` (the start time stays; the command line changes)."""
+    """The identity once ``argv`` runs: Popen may return while the kernel is still setting up the new command
+    line (it reads empty, or the parent's), and the launcher execs later still. The start time never changes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
         identity = Identity.of(process.pid)
@@ -361,7 +362,7 @@ def stop_tree(
         for proc in found:
             signalled.setdefault(proc.pid, (proc, _describe(proc)))
             _signal(proc, sig)
-        _wait_gone(found, wait_s)
+        _wait_gone(found, wait_s, hurry=sig == signal.SIGTERM)
     for pid in signalled:
         _started.pop(pid, None)
     return [identity for _, identity in signalled.values() if identity is not None]
@@ -408,9 +409,10 @@ def _signal(proc: psutil.Process, sig: int) -> None:
         pass
 
 
-def _wait_gone(procs: list[psutil.Process], timeout: float) -> None:
+def _wait_gone(procs: list[psutil.Process], timeout: float, hurry: bool) -> None:
+    """Until ``procs`` are gone or ``timeout`` passed (or, with ``hurry``, a second signal asked not to wait)."""
     deadline = time.monotonic() + timeout
-    while any(_running(p) for p in procs) and time.monotonic() < deadline and not _signals.hurry:
+    while any(_running(p) for p in procs) and time.monotonic() < deadline and not (hurry and _signals.hurry):
         time.sleep(0.05)
 
 
