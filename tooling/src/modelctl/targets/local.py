@@ -95,7 +95,7 @@ class Live:
         workers = _get(data, "workers", list)
         if "server" not in data and "pid" in data:  # written before identities were recorded
             return cls._legacy(bento, port, log, started_at, _get(data, "pid", int), workers)
-        server = procs.Identity.from_json(data.get("server"))
+        server = procs.Identity.from_json(_get(data, "server", dict))
         return cls(bento, port, log, started_at, server, [procs.Identity.from_json(w) for w in workers])
 
     @classmethod
@@ -113,12 +113,16 @@ def _never(pid: int) -> procs.Identity:
     return procs.Identity(pid, 0.0, ())
 
 
+_KINDS = {str: "a string", int: "an integer", list: "a list", dict: "an object", float: "a number"}
+
+
 def _get(data: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     if key not in data:
         raise ValueError(f"'{key}' is missing")
     value = data[key]
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise ValueError(f"'{key}' is {_json_type(value)}: {str(value)[:40]!r}")
+        expected = _KINDS[kind if isinstance(kind, type) else kind[-1]]
+        raise ValueError(f"'{key}' must be {expected}, not {_json_type(value)}")
     return value
 
 
