@@ -269,6 +269,10 @@ def example_session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture
 def example(example_session: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    return use_example(example_session, tmp_path, monkeypatch)
+
+
+def use_example(example_session: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """The prepared example with this test's own state directory (its deployments) and fresh free ports."""
     root: Path = example_session["root"]
     monkeypatch.setenv("MODELCTL_ROOT", str(root))
