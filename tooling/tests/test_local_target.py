@@ -189,6 +189,17 @@ def test_undeploy_stops_a_deployment_recorded_before_identities_were(
     assert gone(live.identities)
 
 
+def test_a_deploy_stops_what_a_lost_record_left_on_its_port(
+    repo: Repo, stand_in_deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """live.json is gone but its server still holds the port: ours by its marker, so it is stopped, not named."""
+    left = stand_in_deployment(record=False)
+    with pytest.raises(local.DeployError, match="switch to iris_classifier:new failed"):  # no model env here
+        local.deploy(repo, MODEL, "staging", f"{MODEL}:new", left.port, {})
+    assert gone(left.identities) and not procs.port_in_use(left.port)
+    assert "stopped 2 process(es) an earlier deployment to staging left running" in capsys.readouterr().err
+
+
 def test_undeploy_with_nothing_deployed(repo: Repo) -> None:
     assert local.undeploy(repo, MODEL, "staging") is None
 

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -132,8 +133,16 @@ def describe(cmdline: Sequence[str], limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# Every process `start` made, by pid: a finished one is reaped through its Popen, which keeps the exit code.
+_popens: weakref.WeakValueDictionary[int, subprocess.Popen[bytes]] = weakref.WeakValueDictionary()
+
+
 def _reap(pid: int) -> None:
     """Collect ``pid``'s exit status if it is a finished child of this process (else it stays a zombie)."""
+    popen = _popens.get(pid)
+    if popen is not None:
+        popen.poll()
+        return
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
@@ -306,6 +315,7 @@ def start(
     finally:
         if handle is not None:
             handle.close()
+    _popens[process.pid] = process
     identity = _identity_after_exec(process, argv)
     server = Server(process, identity or Identity(process.pid, 0.0, tuple(argv)), owner, detached, log)
     if not detached:

@@ -304,8 +304,10 @@ def deploy(repo: Repo, model: str, env: str, bento: str, port: int, sample: dict
         candidate = _start_verified(repo, model, env, bento, procs.free_port(), candidate_log, sample, live=False)
         candidate.stop()
         err.print(f"  stopping live {previous.bento} (pid {previous.pid})", markup=False)
-    # The marker also finds what a lost record left running (its workers hold the port).
-    procs.stop_tree(previous.identities if previous else [], owner=deployment_owner(repo, model, env))
+    # The marker also finds what a lost record left running (its workers would hold the port).
+    stopped = procs.stop_tree(previous.identities if previous else [], owner=deployment_owner(repo, model, env))
+    if previous is None and stopped:
+        err.print(f"  stopped {len(stopped)} process(es) an earlier deployment to {env} left running", markup=False)
     if procs.port_in_use(port):
         message = port_held_message(repo, model, env, port)
         _restore(repo, model, env, previous, sample)
