@@ -323,11 +323,6 @@ def start(
     return server
 
 
-def start_detached(cmd: Sequence[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> Server:
-    """`start` for a server that outlives the CLI (kept for callers of the old name)."""
-    return start(cmd, cwd, log, env, detached=True)
-
-
 def _can_die_with_parent() -> bool:
     # The kernel watches the thread that started the child: from any other thread the server would stop
     # when that thread ends.
