@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from modelctl import procs
 from modelctl.console import err
@@ -16,15 +18,45 @@ from modelctl.state import State
 
 @dataclass
 class Running:
+    """A bento served by `start`; `stop()` (or leaving ``with``) stops the server and its workers."""
+
     bento: str
     port: int
-    pid: int
     log: Path
-    process: subprocess.Popen[bytes] | None = None
-    workers: list[int] = field(default_factory=list)
+    server: procs.Server
+
+    @property
+    def pid(self) -> int:
+        return self.server.pid
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.server.process
+
+    @property
+    def workers(self) -> list[int]:
+        """The worker pids recorded once the server was ready."""
+        return [w.pid for w in self.server.workers]
+
+    @property
+    def identities(self) -> list[procs.Identity]:
+        """The server, then its workers: what to record to stop them later (`procs.stop_tree`)."""
+        return self.server.identities
+
+    @property
+    def owner(self) -> str:
+        return self.server.owner
 
     def stop(self) -> None:
-        procs.stop(self.pid, workers=self.workers)
+        self.server.stop()
+
+    def __enter__(self) -> Running:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
 
     @property
     def url(self) -> str:
@@ -35,23 +67,38 @@ def serve_command(python: Path, bento: str, port: int) -> list[str]:
     return [str(python), "-m", "bentoml", "serve", bento, "--host", "127.0.0.1", "--port", str(port)]
 
 
-def start(repo: Repo, model: str, bento: str, port: int, log: Path, ready_timeout: float = 90.0) -> Running:
-    """Start ``bento`` detached on ``port`` and wait until /readyz answers (ServerError otherwise, server stopped)."""
+def start(
+    repo: Repo,
+    model: str,
+    bento: str,
+    port: int,
+    log: Path,
+    ready_timeout: float = 90.0,
+    *,
+    detached: bool = False,
+    owner: str | None = None,
+) -> Running:
+    """Start ``bento`` on ``port`` and wait until /readyz answers (ServerError otherwise, server stopped).
+
+    A ``detached`` server outlives modelctl (a deployment); any other stops with it, even when modelctl
+    is killed. ``owner`` marks the server and its workers (`procs.OWNER_ENV`) so they can be found later.
+    """
     python = model_python(repo, model)
-    proc = procs.start_detached(serve_command(python, bento, port), cwd=repo.root, log=log, env=State.of(repo).env())
-    running = Running(bento, port, proc.pid, log, proc)
+    server = procs.start(
+        serve_command(python, bento, port), repo.root, log, State.of(repo).env(), owner=owner, detached=detached
+    )
     try:
-        procs.wait_ready(running.url, proc.pid, log, timeout=ready_timeout)
+        procs.wait_ready(f"http://127.0.0.1:{port}", server.pid, log, timeout=ready_timeout)
+        server.record_workers()
     except BaseException:
-        procs.stop(proc.pid, workers=procs.descendants(proc.pid))
+        server.stop()
         raise
-    running.workers = procs.descendants(proc.pid)
-    return running
+    return Running(bento, port, log, server)
 
 
 def start_or_use(repo: Repo, model: str, url: str | None, bento: str | None, log: Path) -> Running | None:
     """None when ``url`` is given (a server someone else runs); else ``bento`` (default: the newest built)
-    started on a free loopback port. The caller stops what this returns."""
+    started on a free loopback port. The caller stops what this returns (``with`` does)."""
     if url is not None:
         return None
     bento = bento or latest_bento(repo, model)
@@ -71,3 +118,38 @@ def latest_bento(repo: Repo, model: str) -> str | None:
         return None
     newest = max(versions, key=lambda p: (p / "bento.yaml").stat().st_mtime)
     return f"{model}:{newest.name}"
+
+
+_SERVICE_CLASS = re.compile(r"^@bentoml\.service\b.*?^class\s+(\w+)", re.MULTILINE | re.DOTALL)
+
+
+def folder_target(repo: Repo, model: str) -> str:
+    """`bentoml serve`'s name for the service in the model folder: ``service:<Class>``."""
+    path = repo.model_dir(model) / "service.py"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(
+            f"{model} has no bento and {path} cannot be read ({exc}); run `modelctl build {model}`"
+        ) from exc
+    found = _SERVICE_CLASS.search(text)
+    if found is None:
+        raise UsageError(f"no @bentoml.service class in {path}; run `modelctl build {model}` or pass --bento")
+    return f"service:{found.group(1)}"
+
+
+def serve_foreground(repo: Repo, model: str, bento: str | None, port: int) -> int:
+    """Serve ``bento`` (default: the newest built, else the model folder) on ``port`` until it exits or modelctl
+    is stopped; the server's exit code. Call inside `procs.supervised()`: a signal then stops the server and
+    its workers before modelctl exits (issue 15.7)."""
+    python = model_python(repo, model)
+    target = bento or latest_bento(repo, model)
+    if target is None:
+        target = folder_target(repo, model)
+        err.print(f"no bento built; serving the model folder ({target})", markup=False)
+    err.print(f"serving {target} on http://127.0.0.1:{port} (Ctrl-C to stop)", markup=False)
+    server = procs.start(serve_command(python, target, port), repo.model_dir(model), None, State.of(repo).env())
+    try:
+        return server.wait()
+    finally:
+        server.stop()

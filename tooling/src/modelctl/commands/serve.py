@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
 
-from modelctl import bentos
-from modelctl.console import err
-from modelctl.envs import model_python
+from modelctl import bentos, procs
 from modelctl.repo import Repo, find_repo
-from modelctl.state import State
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,19 +18,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def serve(repo: Repo, model: str, bento: str | None, port: int | None) -> int:
     repo.resolve([model])
-    config = repo.config(model)
-    port = port or config.port("dev")
-    python = model_python(repo, model)
-    target = bento or bentos.latest_bento(repo, model)
-    if target is None:
-        service = next(
-            line.split()[1].split(":")[0].split("(")[0]
-            for line in (repo.model_dir(model) / "service.py").read_text().splitlines()
-            if line.startswith("class ")
-        )
-        target = f"service:{service}"
-        err.print(f"no bento built; serving the model folder ({target})", markup=False)
-    err.print(f"serving {target} on http://127.0.0.1:{port} (Ctrl-C to stop)", markup=False)
-    return subprocess.run(
-        bentos.serve_command(python, target, port), cwd=repo.model_dir(model), env=State.of(repo).env(), check=False
-    ).returncode
+    port = port or repo.config(model).port("dev")
+    # SIGTERM/SIGHUP (a supervisor, `kill`) unwind like Ctrl-C, so the server and its workers
+    # (BentoML workers leave the process group) are stopped before modelctl exits (issue 15.7).
+    with procs.supervised():
+        return bentos.serve_foreground(repo, model, bento, port)
