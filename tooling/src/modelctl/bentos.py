@@ -12,6 +12,7 @@ from modelctl import procs
 from modelctl.console import err
 from modelctl.envs import model_python
 from modelctl.errors import UsageError
+from modelctl.model import model_process_env
 from modelctl.repo import Repo
 from modelctl.state import State
 
@@ -84,9 +85,8 @@ def start(
     is killed. ``owner`` marks the server and its workers (`procs.OWNER_ENV`) so they can be found later.
     """
     python = model_python(repo, model)
-    server = procs.start(
-        serve_command(python, bento, port), repo.root, log, State.of(repo).env(), owner=owner, detached=detached
-    )
+    env = model_process_env({"BENTOML_HOME": str(State.of(repo).bentoml_home)})  # no deploy secrets in a model
+    server = procs.start(serve_command(python, bento, port), repo.root, log, env, owner=owner, detached=detached)
     try:
         procs.wait_ready(f"http://127.0.0.1:{port}", server.pid, log, timeout=ready_timeout)
         server.record_workers()

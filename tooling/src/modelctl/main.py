@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from modelctl import __version__
+from modelctl import __version__, procs
 from modelctl.commands import (
     build,
     changed,
@@ -74,13 +74,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.run(args))
+        # SIGTERM, SIGHUP and SIGINT unwind the command, so every server it started is stopped on the way out.
+        with procs.supervised():
+            return int(args.run(args))
     except ModelctlError as exc:
         print(f"modelctl {args.command}: error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return int(getattr(exc, "exit_code", EXIT_INTERRUPTED))
 
 
 if __name__ == "__main__":

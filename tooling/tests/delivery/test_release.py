@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -18,7 +24,7 @@ from modelctl.repo import Repo
 from modelctl.state import State
 from modelctl.targets import kubernetes, local
 from tests.conftest import MODEL
-from tests.delivery.helpers import config_changed, predict, served_model
+from tests.delivery.helpers import appended, config_changed, predict, served_model
 
 pytestmark = pytest.mark.slow
 
@@ -164,3 +170,69 @@ def test_an_older_bento_never_replaces_a_newer_live_one_unless_rolled_back(
         assert back.outcome == "rolled_back", "going back on purpose is a rollback"
     finally:
         release.undeploy(delivery, MODEL, "staging")
+
+
+@contextmanager
+def traffic(url: str, sample: dict[str, Any]) -> Iterator[None]:
+    """Requests to ``url`` from a background thread for the block (what users would send during a watch)."""
+    stop = threading.Event()
+
+    def send() -> None:
+        with httpx.Client(timeout=5) as client:
+            while not stop.is_set():
+                try:
+                    client.post(f"{url}/predict", json=sample)
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+# A version that answers well at first (it passes the deploy's own checks) and fails 4 s after its first call.
+DEGRADE = """
+import time as _time
+
+_first_call = []
+_healthy_predict_proba = predict_proba
+
+
+def predict_proba(model, rows):
+    _first_call.append(_time.monotonic())
+    if _time.monotonic() - _first_call[0] > 4:
+        raise RuntimeError("degraded")
+    return _healthy_predict_proba(model, rows)
+"""
+
+
+def test_the_watch_rolls_back_a_version_that_degrades_and_keeps_a_healthy_one(
+    delivery: Repo, gated: tuple[str, str]
+) -> None:
+    from modelctl.delivery.release import WatchBreachedError
+
+    ledger = State.of(delivery).ledger
+    with config_changed(delivery, deploy__watch={"duration_s": 20, "interval_s": 1, "min_requests": 10}) as repo:
+        model = repo.model(MODEL)
+        good = release.deploy(model, "staging", gated[1], watch=False)
+        try:
+            assert good.url is not None
+            with appended(model.folder / "model_io.py", DEGRADE):
+                degrading = build.build(model).bento
+            with traffic(good.url, model.sample()), pytest.raises(WatchBreachedError, match="rolled back to v"):
+                release.deploy(model, "staging", degrading, force=True)
+            live = ledger.live(MODEL, "staging")
+            assert live is not None and (live.bento, live.outcome) == (gated[1], "rolled_back")
+            failed = ledger.records(MODEL)[-1]
+            assert failed.outcome == "failed" and failed.bento == degrading and "watch:" in (failed.reason or "")
+            predict(good.url, delivery)
+
+            with traffic(good.url, model.sample()):
+                kept = release.deploy(model, "staging", gated[1])
+            assert kept.outcome == "deployed" and ledger.live(MODEL, "staging") == kept, "a healthy version stays"
+        finally:
+            release.undeploy(delivery, MODEL, "staging")

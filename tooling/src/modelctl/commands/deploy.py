@@ -57,6 +57,9 @@ def deploy(
     except release.DeployFailedError as exc:
         announce_record(exc.record, "deploy failed", model.config.notify.slack_channel)
         raise
+    except release.WatchBreachedError as exc:
+        announce_record(exc.record, f"rolled back: {exc}", model.config.notify.slack_channel)
+        raise
     announce_record(record, record.outcome, model.config.notify.slack_channel)
     out.print(f"{record.outcome} {record.bento} to {env} as v{record.version}: {record.url or '-'}", markup=False)
     return 0

@@ -11,6 +11,7 @@ from modelctl import bentos, procs
 from modelctl.console import err
 from modelctl.errors import UsageError
 from modelctl.model import Model
+from modelctl.targets import local
 
 
 def resolve_bento(model: Model, bento: str | None) -> str:
@@ -47,15 +48,18 @@ class Candidate:
 
 
 @contextmanager
-def started(model: Model, bento: str, log: Path, port: int | None = None) -> Iterator[Candidate]:
-    """``bento`` served on ``port`` (a free loopback port by default) until the block ends, unless handed over.
+def started(model: Model, bento: str, log: Path, live_env: str | None = None) -> Iterator[Candidate]:
+    """``bento`` served on a free loopback port until the block ends, unless handed over.
 
-    The first deploy of a local environment hands over the very process that passed the gate instead of
-    starting the bento a second time.
+    With ``live_env`` it is started on that environment's local port as a detached server that carries the
+    deployment's marker, so that the first deploy of a local environment can keep the very process that passed
+    the gate (`hand_over`) instead of starting the bento a second time.
     """
-    port = port or procs.free_port()
+    port = model.port(live_env) if live_env else procs.free_port()
+    owner = local.deployment_owner(model.repo, model.name, live_env) if live_env else None
     err.print(f"starting {bento} on 127.0.0.1:{port} ...", markup=False)
-    candidate = Candidate(model, bento, bentos.start(model.repo, model.name, bento, port, log))
+    running = bentos.start(model.repo, model.name, bento, port, log, detached=live_env is not None, owner=owner)
+    candidate = Candidate(model, bento, running)
     try:
         yield candidate
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelctl import bentos, procs
 from modelctl.delivery import candidate as candidates
 from modelctl.delivery import fuzzing, gate, release
 from modelctl.delivery.reports import new_report_dir
@@ -20,6 +21,7 @@ from modelctl.model import Model
 from modelctl.notify import Message, notify
 from modelctl.redact import redact
 from modelctl.state import State
+from modelctl.targets import local
 
 
 @dataclass
@@ -72,16 +74,26 @@ class Verified:
     report_dir: Path
     gate: gate.GateResult
     fuzzed: fuzzing.Fuzzed
+    running: bentos.Running | None = None  # the server itself, when it was kept to become the live deployment
 
 
 def verify(
-    model: Model, bento: str, log: StageLog, examples: int = fuzzing.DEFAULT_EXAMPLES, result: Promotion | None = None
+    model: Model,
+    bento: str,
+    log: StageLog,
+    examples: int = fuzzing.DEFAULT_EXAMPLES,
+    result: Promotion | None = None,
+    live_env: str | None = None,
 ) -> Verified:
-    """Start ``bento`` once; load-test it, then fuzz it. The one place a candidate passes or is refused."""
+    """Start ``bento`` once; load-test it, then fuzz it. The one place a candidate passes or is refused.
+
+    With ``live_env`` the candidate runs on that environment's local port and, when it passes, is kept running
+    for the deploy to take over (nothing is live there yet, so nothing is at risk).
+    """
     reports = new_report_dir(model)
     if result is not None:
         result.report_dir = reports
-    with candidates.started(model, bento, reports / "server.log") as candidate:
+    with candidates.started(model, bento, reports / "server.log", live_env=live_env) as candidate:
         with log.stage("load-test gate") as stage:
             tested = gate.load_test(model, candidate.url, reports, bento, server_pid=candidate.running.pid)
             if result is not None:
@@ -96,8 +108,18 @@ def verify(
             stage.detail = fuzzed.one_line()
             if not fuzzed.passed:
                 raise fuzzing.FuzzFailedError("; ".join(fuzzed.result.problems()) + f" ({stage.detail})")
-    gate.save_pass(model, bento, tested)
-    return Verified(bento, reports, tested, fuzzed)
+        gate.save_pass(model, bento, tested)
+        running = candidate.hand_over() if live_env else None
+    return Verified(bento, reports, tested, fuzzed, running)
+
+
+def first_local_deploy(model: Model, env: str, target: str | None) -> bool:
+    """Nothing is live in ``env`` on the local target and its port is free: the candidate can run there."""
+    if release.choose_target(model, target) != "local":
+        return False
+    if State.of(model.repo).ledger.live(model.name, env) is not None or local.read_live(model.repo, model.name, env):
+        return False
+    return not procs.port_in_use(model.port(env))
 
 
 def _promote(
@@ -110,8 +132,9 @@ def _promote(
     target: str | None,
     result: Promotion,
 ) -> None:
+    live_env = env if first_local_deploy(model, env, target) else None
     try:
-        verify(model, bento, log, examples, result)
+        verified = verify(model, bento, log, examples, result, live_env=live_env)
     except ModelctlError as exc:  # refused by a gate, or could not even start: a failed attempt, nothing changes
         refused = release.new_record(model, env, release.choose_target(model, target), bento, "failed")
         refused.reason = redact(str(exc).splitlines()[0])
@@ -120,7 +143,7 @@ def _promote(
         raise
     with log.stage(f"deploy {env}") as stage:
         try:
-            record = release.deploy(model, env, bento, target=target, approved=approved)
+            record = release.deploy(model, env, bento, target=target, approved=approved, adopt=verified.running)
         except release.DeployFailedError as exc:
             result.record = exc.record
             raise

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from modelctl import archive, bentostore, cmd, git, procs
+from modelctl import archive, bentos, bentostore, cmd, git, procs
 from modelctl import watch as watching
 from modelctl.console import err
 from modelctl.delivery.gate import passed_summary
@@ -102,10 +102,33 @@ def deploy(
     outcome: str = "deployed",
     version: int = 0,
     watch: bool = True,
+    adopt: bentos.Running | None = None,
 ) -> Record:
     """Deploy ``bento`` to ``env``, then watch it (`deploy.watch`); the ledger record (appended on success and on
     failure). A version that breaches the watch is rolled back to what was live before (or stopped, when nothing
-    was) and WatchBreachedError says so."""
+    was) and WatchBreachedError says so. ``adopt``: a verified server already running on the environment's local
+    port, which becomes the live deployment instead of starting the bento again (stopped on any failure)."""
+    try:
+        return _deploy(model, env, bento, target, approved, force, sha256, outcome, version, watch, adopt)
+    except BaseException:
+        if adopt is not None and local.read_live(model.repo, model.name, env) is None:
+            adopt.stop()
+        raise
+
+
+def _deploy(
+    model: Model,
+    env: str,
+    bento: str,
+    target: str | None,
+    approved: bool,
+    force: bool,
+    sha256: str | None,
+    outcome: str,
+    version: int,
+    watch: bool,
+    adopt: bentos.Running | None,
+) -> Record:
     check_environment(model, env, approved)
     chosen = choose_target(model, target)
     if not bentostore.bento_exists(model.repo, bento):
@@ -118,7 +141,7 @@ def deploy(
     ledger = State.of(model.repo).ledger
     with local.deploy_lock(model.repo, model.name, env):
         before = ledger.live(model.name, env)
-        record = _deploy_locked(model, env, chosen, bento, outcome, version, sha256, before)
+        record = _deploy_locked(model, env, chosen, bento, outcome, version, sha256, before, adopt)
         if watch and record.url is not None and model.config.deploy.watch.duration_s > 0:
             _watch_or_roll_back(model, env, record, before)
         return record
@@ -133,14 +156,19 @@ def _deploy_locked(
     version: int,
     sha256: str | None,
     before: Record | None,
+    adopt: bentos.Running | None = None,
 ) -> Record:
     ledger = State.of(model.repo).ledger
     record = new_record(model, env, target, bento, outcome, version)
     record.sha256 = sha256
+    url: str | None
     try:
         if outcome != "rolled_back":
             refuse_older(model, env, record, before)
-        url = deploy_to(model, env, target, bento)
+        if adopt is not None and target == "local" and before is None:
+            url = local.adopt(model.repo, model.name, env, adopt, model.sample()).url
+        else:
+            url = deploy_to(model, env, target, bento)
     except ModelctlError as exc:
         record.outcome, record.reason = "failed", redact(str(exc).splitlines()[0])
         raise DeployFailedError(ledger.append(record), exc) from exc
@@ -332,9 +360,12 @@ def status_rows(repo: Repo, names: list[str]) -> list[dict[str, Any]]:
             record = state.ledger.live(name, env)
             health = "not deployed"
             if record is not None and record.target == "local":
-                live = local.read_live(repo, name, env)
-                up = live is not None and procs.alive(live.pid) and procs.healthy(live.url)
-                health = "up" if up else "down"
+                try:
+                    live = local.read_live(repo, name, env)
+                except local.LiveRecordError as exc:
+                    live, health = None, f"unknown ({exc})"
+                else:
+                    health = "up" if live is not None and live.running() and procs.healthy(live.url) else "down"
             elif record is not None:
                 health = "unknown (remote target)"
             rows.append(

@@ -289,6 +289,24 @@ def _live(running: bentos.Running, log: Path) -> Live:
     return Live(running.bento, running.port, str(log), time.time(), running.server.identity, running.server.workers)
 
 
+def adopt(repo: Repo, model: str, env: str, running: bentos.Running, sample: dict[str, Any]) -> Live:
+    """Make a server that is already running on the environment's port the live deployment, without starting the
+    bento again (the first deploy of an environment keeps the candidate that passed the gate). It must have been
+    started detached with this deployment's marker; anything else is stopped and refused."""
+    previous = read_live(repo, model, env)
+    if previous is not None or running.owner != deployment_owner(repo, model, env):
+        running.stop()
+        raise DeployError(f"cannot hand {running.bento} over as the live {env} deployment of {model}: start it again")
+    try:
+        verify(running.url, sample)
+    except BaseException:
+        running.stop()
+        raise
+    live = _live(running, running.log)
+    write_live(repo, model, env, live)
+    return live
+
+
 def deploy(repo: Repo, model: str, env: str, bento: str, port: int, sample: dict[str, Any]) -> Live:
     """Make ``bento`` live on ``port``; the previous version keeps (or gets back) the port on any failure."""
     directory = State.of(repo).deploy_dir(model, env)
