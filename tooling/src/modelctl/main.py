@@ -23,6 +23,7 @@ from modelctl.commands import (
     retrain,
     serve,
     train,
+    upgrade,
     validate,
 )
 from modelctl.errors import ModelctlError
@@ -44,6 +45,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     pipeline,
     retrain,
     notify,
+    upgrade,
 )
 
 
