@@ -218,9 +218,15 @@ class Git:
             raise UsageError(f"{root} is not in a git work tree: upgrade re-bakes old templates from git history")
         # Paths in `git status --porcelain` are relative to the top level, not to the monorepo.
         self.prefix = self.run("rev-parse", "--show-prefix").stdout.strip()
+        # Commands on tree ids (archive, grep, ls-tree) take paths inside the tree: run them from the
+        # top level, or git reads them relative to the monorepo folder.
+        self.top = Path(self.run("rev-parse", "--show-toplevel").stdout.strip())
 
-    def run(self, *args: str | Path, check: bool = True, env: Mapping[str, str] | None = None) -> cmd.Completed:
-        return cmd.run(["git", *args], what=f"git {args[0]}", cwd=self.root, env=env, check=check)
+    def run(
+        self, *args: str | Path, check: bool = True, env: Mapping[str, str] | None = None, top: bool = False
+    ) -> cmd.Completed:
+        cwd = self.top if top else self.root
+        return cmd.run(["git", *args], what=f"git {args[0]}", cwd=cwd, env=env, check=check)
 
     def commit(self, rev: str) -> str:
         result = self.run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
@@ -381,7 +387,7 @@ class Baker:
 
     def tree(self, oid: str) -> TreeInfo:
         if oid not in self._trees:
-            out = self.git.run("ls-tree", "-r", "-z", "--full-tree", oid).stdout
+            out = self.git.run("ls-tree", "-r", "-z", "--full-tree", oid, top=True).stdout
             files: dict[str, tuple[str, str]] = {}
             for entry in filter(None, out.split("\0")):
                 meta, path = entry.split("\t", 1)
@@ -392,7 +398,7 @@ class Baker:
             if len(projects) != 1:
                 raise UpgradeError(f"template tree {oid[:12]} has no single {{{{cookiecutter.*}}}} folder to bake")
             grep = self.git.run(
-                "grep", "-l", "-I", "-E", INCLUDE_PATTERN, oid, "--", f":(literal){projects[0]}", check=False
+                "grep", "-l", "-I", "-E", INCLUDE_PATTERN, oid, "--", f":(literal){projects[0]}", check=False, top=True
             )
             self._trees[oid] = TreeInfo(oid, files, projects[0], includes=bool(grep.stdout.strip()))
         return self._trees[oid]
@@ -410,7 +416,7 @@ class Baker:
                 paths = support + sorted(p for p in project_files if p in info.files)
             if project_files is None or paths:
                 env = cmd.clean_env({"GIT_LITERAL_PATHSPECS": "1"})
-                self.git.run("archive", "--format=tar", "-o", archive, oid, "--", *paths, env=env)
+                self.git.run("archive", "--format=tar", "-o", archive, oid, "--", *paths, env=env, top=True)
                 with tarfile.open(archive) as tar:
                     tar.extractall(target, filter="data")
                 archive.unlink()
@@ -692,7 +698,7 @@ def upgrade_models(repo: Repo, names: Sequence[str], *, check: bool = False, for
                     dirty=dirty.get(slug, []),
                     markers=markers.get(slug, []),
                 )
-            except UpgradeError as exc:
+            except ModelctlError as exc:  # one model's failure (a git error included) does not stop --all
                 outcome = Outcome(slug, Status.ERROR, message=str(exc))
             outcomes.append(outcome)
     return Report(outcomes, notices, target, named=bool(names))
@@ -740,7 +746,7 @@ def adopt_models(repo: Repo, names: Sequence[str], rev: str, *, force: bool = Fa
         for slug in selected:
             try:
                 outcomes.append(_adopt(upgrader, slug, tree, commit, rev, force))
-            except UpgradeError as exc:
+            except ModelctlError as exc:
                 outcomes.append(Outcome(slug, Status.ERROR, message=str(exc)))
     return Report(outcomes, [], tree, named=bool(names))
 
