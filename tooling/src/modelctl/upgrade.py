@@ -37,8 +37,7 @@ from modelctl.repo import MODELS_DIR, TEMPLATE_DIR, Repo
 RECORD_FILE = ".template.json"
 TEMPLATE_NAME = TEMPLATE_DIR
 # Template paths outside the baked folder that cannot change what a bake writes: hooks are off
-# during upgrades and the template's own tests are never rendered. Any other change there
-# (cookiecutter.json aside, compared by its rendered answers) means every file is re-baked.
+# during upgrades and the template's own tests are never rendered (see _inert for the rest).
 INERT_PREFIXES = ("hooks/", "tests/")
 # A Jinja file that pulls in another one can change when only the other one does.
 INCLUDE_PATTERN = r"\{%-?[[:space:]]*(include|import|extends|from)[[:space:]]"
@@ -221,6 +220,7 @@ class Git:
         # Commands on tree ids (archive, grep, ls-tree) take paths inside the tree: run them from the
         # top level, or git reads them relative to the monorepo folder.
         self.top = Path(self.run("rev-parse", "--show-toplevel").stdout.strip())
+        self._trees: dict[str, bool] = {}
 
     def run(
         self, *args: str | Path, check: bool = True, env: Mapping[str, str] | None = None, top: bool = False
@@ -241,8 +241,10 @@ class Git:
         return result.stdout.strip()
 
     def has_tree(self, oid: str) -> bool:
-        result = self.run("cat-file", "-t", oid, check=False)
-        return result.returncode == 0 and result.stdout.strip() == "tree"
+        if oid not in self._trees:
+            result = self.run("cat-file", "-t", oid, check=False)
+            self._trees[oid] = result.returncode == 0 and result.stdout.strip() == "tree"
+        return self._trees[oid]
 
     def dirty_models(self) -> dict[str, list[str]]:
         """Uncommitted changes (untracked files included) under models/, by model folder."""
@@ -375,7 +377,9 @@ class Baker:
         self.workdir = workdir
         self._trees: dict[str, TreeInfo] = {}
         self._extracted: dict[tuple[str, frozenset[str] | None], Path] = {}
-        self._contexts: dict[tuple[Path, str], dict[str, Any]] = {}
+        self._contexts: dict[tuple[tuple[tuple[str, tuple[str, str]], ...], str], dict[str, Any]] = {}
+        self._references: dict[str, dict[str, frozenset[str] | None]] = {}
+        self._compiled: Any = None
         self._bakes: dict[tuple[str, str, frozenset[str] | None], Path] = {}
         self._count = 0
 
@@ -424,9 +428,17 @@ class Baker:
             self._extracted[key] = target
         return self._extracted[key]
 
-    def context(self, template_dir: Path, answers: Mapping[str, Any]) -> dict[str, Any]:
-        key = (template_dir, _answers_key(answers))
+    def context(self, oid: str, answers: Mapping[str, Any]) -> dict[str, Any]:
+        """The rendered context of the template at ``oid`` for ``answers`` (cookiecutter.json only).
+
+        Two trees with the same files outside the baked folder (cookiecutter.json, extensions) give the
+        same context, so an upgrade that changed only model files renders it once per model, not twice.
+        """
+        info = self.tree(oid)
+        support = tuple(sorted((p, blob) for p, blob in info.files.items() if not p.startswith(f"{info.project}/")))
+        key = (support, _answers_key(answers))
         if key not in self._contexts:
+            template_dir = self.extract(oid, frozenset())
             with _template_imports(template_dir):
                 self._contexts[key] = render_context(template_dir, answers)
         return self._contexts[key]
@@ -436,7 +448,15 @@ class Baker:
         key = (oid, _answers_key(answers), project_files)
         if key not in self._bakes:
             template_dir = self.extract(oid, project_files)
-            context = json.loads(json.dumps(self.context(template_dir, answers)))  # cookiecutter may mutate it
+            context = json.loads(json.dumps(self.context(oid, answers)))  # cookiecutter may mutate it
+            context["cookiecutter"]["_repo_dir"] = str(template_dir)
+            if all(used is not None for used in self.references(oid).values()):
+                # Compile each template file once per run, not once per model: Jinja compilation is most
+                # of a bake's time. cookiecutter passes `_jinja2_env_vars` to its Jinja environment; the
+                # cache object is only safe where no file renders the whole `cookiecutter` object.
+                self._compiled = self._compiled or _memory_bytecode_cache()
+                env_vars = context["cookiecutter"].get("_jinja2_env_vars") or {}
+                context["cookiecutter"]["_jinja2_env_vars"] = {**env_vars, "bytecode_cache": self._compiled}
             output = self._new_dir("bake")
             generate = _cookiecutter("generate")
             try:
@@ -449,13 +469,91 @@ class Baker:
             self._bakes[key] = Path(project)
         return self._bakes[key]
 
-    def rendered_answers(self, oid: str, answers: Mapping[str, Any], project_files: frozenset[str] | None) -> str:
-        context = self.context(self.extract(oid, project_files), answers)
-        values = {k: v for k, v in context["cookiecutter"].items() if k not in RUN_KEYS}
-        return json.dumps([values, context.get("_cookiecutter")], sort_keys=True, default=str)
+    def references(self, oid: str) -> dict[str, frozenset[str] | None]:
+        """For each file of the baked folder at ``oid``: the answers its path and text read, None for any."""
+        if oid not in self._references:
+            info = self.tree(oid)
+            template_dir = self.extract(oid, None)
+            env = _cookiecutter("utils").create_env_with_context({"cookiecutter": {}})
+            found: dict[str, frozenset[str] | None] = {}
+            for path in info.files:
+                if not path.startswith(f"{info.project}/"):
+                    continue
+                data = (template_dir / path).read_bytes()
+                sources = [path]
+                if not _binary(data):  # cookiecutter copies binary files without rendering them
+                    sources.append(data.decode("utf-8", "replace"))
+                keys: set[str] | None = set()
+                for source in sources:
+                    used = _answers_read(env, source)
+                    keys = None if used is None or keys is None else keys | used
+                found[path] = None if keys is None else frozenset(keys)
+            self._references[oid] = found
+        return self._references[oid]
+
+
+def _memory_bytecode_cache() -> Any:
+    """A Jinja bytecode cache in memory (keyed by template name and file, checked against the source)."""
+    from jinja2 import BytecodeCache  # jinja2 comes with cookiecutter; imported only when baking
+    from jinja2.bccache import Bucket
+
+    class MemoryBytecodeCache(BytecodeCache):
+        def __init__(self) -> None:
+            self.store: dict[str, bytes] = {}
+
+        def load_bytecode(self, bucket: Bucket) -> None:
+            if bucket.key in self.store:
+                bucket.bytecode_from_string(self.store[bucket.key])
+
+        def dump_bytecode(self, bucket: Bucket) -> None:
+            self.store[bucket.key] = bucket.bytecode_to_string()
+
+    return MemoryBytecodeCache()
+
+
+def _answers_read(env: Any, source: str) -> frozenset[str] | None:
+    """The `cookiecutter.<key>` names a Jinja source reads; None when it may read any (it passes the
+    whole `cookiecutter` or `_cookiecutter` object somewhere, or does not parse)."""
+    from jinja2 import TemplateSyntaxError, nodes
+
+    try:
+        tree = env.parse(source)
+    except TemplateSyntaxError:
+        return None
+    keys: set[str] = set()
+    consumed: set[int] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node
+        if not (isinstance(target, nodes.Name) and target.name == "cookiecutter"):
+            continue
+        if isinstance(node, nodes.Getattr):
+            keys.add(node.attr)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            keys.add(node.arg.value)
+        else:
+            return None
+        consumed.add(id(target))
+    for name in tree.find_all(nodes.Name):
+        if name.name in ("cookiecutter", "_cookiecutter") and id(name) not in consumed:
+            return None
+    return frozenset(keys)
 
 
 # --- planning and applying ---------------------------------------------------------------------
+
+
+def _inert(path: str, extensions: bool) -> bool:
+    """Whether a template file outside the baked folder leaves every bake as it is. cookiecutter reads
+    cookiecutter.json, Jinja files under templates/ (its loader's second folder) and the modules
+    `_extensions` names; other files (a README, a licence) never reach a model."""
+    if path.startswith(INERT_PREFIXES):
+        return True
+    return (
+        not extensions
+        and path != "cookiecutter.json"
+        and not path.startswith("templates/")
+        and not path.endswith(".py")
+    )
 
 
 def _walk(folder: Path) -> dict[str, Path]:
@@ -478,30 +576,48 @@ class Upgrader:
         self.baker = Baker(git, workdir)
         self._merges = 0
 
-    def project_files(self, old: str, new: str, answers: Mapping[str, Any]) -> tuple[frozenset[str] | None, ...]:
+    def project_files(self, old: str, new: str, answers: Mapping[str, Any]) -> frozenset[str] | None:
         """The template files worth baking for an old -> new upgrade, or None for every file.
 
-        A file whose template text is the same in both trees renders the same in both bakes (same
-        answers, same cookiecutter.json values, no includes), so the merge has nothing to do for it.
+        A file renders the same in both bakes when its template text is the same in both trees and
+        every answer it reads renders the same from both cookiecutter.json files (no includes, no
+        Jinja extensions that could read any answer): the merge has nothing to do for it.
         """
         a, b = self.baker.tree(old), self.baker.tree(new)
         if a.project != b.project or a.includes or b.includes:
-            return (None,)
+            return None
         changed = {p for p in a.files.keys() | b.files.keys() if a.files.get(p) != b.files.get(p)}
         inside = frozenset(p for p in changed if p.startswith(f"{a.project}/"))
         outside = changed - inside
-        if any(not p.startswith(INERT_PREFIXES) for p in outside - {"cookiecutter.json"}):
-            return (None,)
-        if "cookiecutter.json" in outside and self.baker.rendered_answers(
-            old, answers, inside
-        ) != self.baker.rendered_answers(new, answers, inside):
-            return (None,)
-        return (inside,)
+        if not outside:
+            return inside
+        before, after = self.baker.context(old, answers), self.baker.context(new, answers)
+        # An extension module may read any file and any answer.
+        extensions = "_extensions" in before["cookiecutter"] or "_extensions" in after["cookiecutter"]
+        if any(not _inert(p, extensions) for p in outside - {"cookiecutter.json"}):
+            return None
+        if "cookiecutter.json" not in outside:
+            return inside
+        if extensions:
+            return None
+        missing = object()
+        keys = {
+            k
+            for k in before["cookiecutter"].keys() | after["cookiecutter"].keys()
+            if k not in RUN_KEYS and before["cookiecutter"].get(k, missing) != after["cookiecutter"].get(k, missing)
+        }
+        if before.get("_cookiecutter") != after.get("_cookiecutter"):
+            keys.add("_cookiecutter")  # only files that read the whole object (None below) see it
+        if not keys:
+            return inside
+        reads = self.baker.references(old)
+        stale = {p for p, used in reads.items() if p not in changed and (used is None or used & keys)}
+        return inside | stale
 
     def plan(self, slug: str, record: Record, target: str) -> list[FileChange]:
         assert record.template_tree is not None
         old_tree, answers = record.template_tree, record.answers
-        (files,) = self.project_files(old_tree, target, answers)
+        files = self.project_files(old_tree, target, answers)
         if files is not None and not files:
             return []
         old = _walk(self.baker.bake(old_tree, answers, files))
@@ -562,9 +678,9 @@ class Upgrader:
             raise UpgradeError(f"git merge-file failed on {label}: {cmd.tail_of(result.output)}")
         return paths[0].read_bytes(), result.returncode
 
-    def effective_answers(self, oid: str, answers: Mapping[str, Any], files: frozenset[str] | None) -> dict[str, Any]:
+    def effective_answers(self, oid: str, answers: Mapping[str, Any]) -> dict[str, Any]:
         """``answers`` plus the default of every question they lack, as the bake at ``oid`` used them."""
-        context = self.baker.context(self.baker.extract(oid, files), answers)
+        context = self.baker.context(oid, answers)
         values = context["cookiecutter"]
         return {**answers, **{k: values[k] for k in context["_cookiecutter"] if k in values}}
 
@@ -613,8 +729,7 @@ class Upgrader:
             return Outcome(slug, Status.UP_TO_DATE, message=message, old_tree=old, new_tree=target)
         if check:
             return Outcome(slug, Status.BEHIND, changes, old_tree=old, new_tree=target)
-        (files,) = self.project_files(old, target, record.answers)
-        answers = self.effective_answers(target, record.answers, files)
+        answers = self.effective_answers(target, record.answers)
         updated = Record(target, head, answers, record.template, record.extra)
         write_atomically(model_dir, changes, updated)
         status = Status.CONFLICTS if any(c.action.conflicted for c in changes) else Status.UPGRADED
@@ -755,7 +870,7 @@ def _adopt(upgrader: Upgrader, slug: str, tree: str, commit: str, rev: str, forc
     model_dir = upgrader.repo.model_dir(slug)
     if (model_dir / RECORD_FILE).exists() and not force:
         raise UpgradeError(f"{MODELS_DIR}/{slug}/{RECORD_FILE} exists already (--force replaces it)")
-    answers = upgrader.effective_answers(tree, infer_answers(model_dir), None)
+    answers = upgrader.effective_answers(tree, infer_answers(model_dir))
     baked = _walk(upgrader.baker.bake(tree, answers, None))
     changes = []
     for rel, path in baked.items():

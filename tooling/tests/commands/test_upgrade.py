@@ -297,7 +297,8 @@ def test_template_change_that_does_not_reach_a_model_leaves_it_alone(repo: Path,
     edit(repo / "cookiecutter-model/tests/test_template.py", lambda t: t + "\n# a test-only change\n")
     hook = repo / "cookiecutter-model/hooks/pre_gen_project.py"
     edit(hook, lambda t: t + "\nsys.exit(1)  # hooks are off during upgrades\n")
-    commit_all(repo, "template tests")
+    (repo / "cookiecutter-model/README.md").write_text("How to change the template.\n")  # never baked
+    commit_all(repo, "template tests and docs")
     result = run(repo, "upgrade", "iris_classifier").assert_success()
     assert "up to date" in result.out
     assert git(repo, "status", "--porcelain") == "", "no record churn (it would select the model in CI)"
@@ -318,6 +319,27 @@ def test_changed_question_defaults_rebake_everything(repo: Path, run: Run) -> No
     assert (model / "README.md").read_text().endswith("\nLicence: Apache-2.0\n")
     answers = record(model)["answers"]
     assert isinstance(answers, dict) and answers["licence"] == "Apache-2.0", "a new question's default is recorded"
+
+
+def test_a_changed_derived_value_rebakes_the_files_that_read_it(repo: Path, run: Run) -> None:
+    path = repo / "cookiecutter-model/cookiecutter.json"
+    data = json.loads(path.read_text())
+    if "__service_class" not in data:
+        pytest.skip("the template no longer derives __service_class")
+    data["__service_class"] = data["__service_class"].replace(" }}", " ~ 'Service' }}")
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    commit_all(repo, "service classes end in Service")
+    template = repo / "cookiecutter-model" / PROJECT
+    readers = {
+        p.relative_to(template).as_posix().replace(PROJECT, "iris_classifier")
+        for p in template.rglob("*")
+        if p.is_file() and "__service_class" in p.read_text()
+    }
+
+    result = run(repo, "upgrade", "iris_classifier").assert_success()
+
+    assert set(re.findall(r"^  update\s+(\S+)", result.out, re.MULTILINE)) == readers
+    assert "class IrisClassifierService" in (repo / "models/iris_classifier/service.py").read_text()
 
 
 # --- adopting, repository layout, environment --------------------------------------------------
