@@ -1,6 +1,6 @@
 """Benchmark `modelctl upgrade --all` on a generated monorepo of baked models (issue 12.5: under 60 s for 200).
 
-    python bench/upgrade.py [--models 200] [--keep DIR]
+    python bench/upgrade.py [--models 200] [--keep DIR] [--template DIR]
 
 Bakes N models from this checkout's template (frameworks and tasks mixed, each with its
 `.template.json`), commits, changes the template as a fix would (a line in service.py, a new file,
@@ -59,11 +59,11 @@ def commit(repo: Path, message: str) -> None:
     git(repo, "commit", "-q", "--allow-empty", "-m", message)
 
 
-def generate(repo: Path, count: int) -> list[str]:
+def generate(repo: Path, count: int, source: Path) -> list[str]:
     from cookiecutter.generate import generate_files
 
     template = repo / "cookiecutter-model"
-    shutil.copytree(ROOT / "cookiecutter-model", template, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(source, template, ignore=shutil.ignore_patterns("__pycache__"))
     (repo / "models").mkdir()
     git(repo, "init", "-q", "-b", "main")
     commit(repo, "template")
@@ -94,7 +94,9 @@ def change_template(repo: Path) -> None:
     service.write_text(service.read_text() + "\n# template fix\n")
     (template / "CHANGELOG.md").write_text("# Changes to {{ cookiecutter.model_name }}\n")
     config = template / "config.yaml"
-    config.write_text(re.sub(r"^(\s+max_rows: )\d+", r"\g<1>500", config.read_text(), count=1, flags=re.MULTILINE))
+    # the first integer default of a section (not the ports, which are each model's own)
+    default = re.compile(r"^(?P<lead>[ ]+(?!ports\b)\w+: )(?P<value>\d+)\b", re.MULTILINE)
+    config.write_text(default.sub(lambda m: f"{m['lead']}{int(m['value']) + 1}", config.read_text(), count=1))
     (template / "queries" / "training.sql").unlink()
     commit(repo, "template fix")
 
@@ -150,12 +152,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=int, default=200)
     parser.add_argument("--keep", type=Path, help="build the monorepo here and keep it (default: a temp folder)")
+    parser.add_argument("--template", type=Path, default=ROOT / "cookiecutter-model", help="the template to bake")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-upgrade-") as tmp:
         repo = args.keep or Path(tmp) / "repo"
         repo.mkdir(parents=True)
         start = time.perf_counter()
-        slugs = generate(repo, args.models)
+        slugs = generate(repo, args.models, args.template.resolve())
         change_template(repo)
         edit_models(repo, slugs)
         print(f"generated {len(slugs)} models ({', '.join(FRAMEWORKS)}) in {time.perf_counter() - start:.1f} s")

@@ -299,13 +299,19 @@ def _cookiecutter(module: str) -> Any:
 @contextmanager
 def _template_imports(template_dir: Path) -> Iterator[None]:
     """Let the template's `_extensions` import from its folder, and forget them afterwards: two
-    template versions may both have a `local_extensions` module, and each bake must get its own."""
+    template versions may both have a `local_extensions` module, and each bake must get its own.
+
+    The folder goes first on sys.path (imports find this version, not one in the current folder) and
+    last (where cookiecutter puts it, and where a template's own code looks for its folder).
+    """
     before = set(sys.modules)
-    sys.path.insert(0, str(template_dir))
+    entry = str(template_dir)
+    sys.path.insert(0, entry)
+    sys.path.append(entry)
     try:
         yield
     finally:
-        sys.path.remove(str(template_dir))
+        sys.path[:] = [p for p in sys.path if p != entry]  # a fresh temp folder: only ours
         for name in set(sys.modules) - before:
             origin = getattr(sys.modules[name], "__file__", None)
             if origin and Path(origin).resolve().is_relative_to(template_dir.resolve()):
@@ -416,7 +422,8 @@ class Baker:
             archive = target.parent / f"{target.name}.tar"
             paths: list[str] = []
             if project_files is not None:
-                support = [p for p in info.files if not p.startswith((f"{info.project}/", *INERT_PREFIXES))]
+                # Hooks are off, but a template's Jinja extension may load code from hooks/ (answer checks).
+                support = [p for p in info.files if not p.startswith((f"{info.project}/", "tests/"))]
                 paths = support + sorted(p for p in project_files if p in info.files)
             if project_files is None or paths:
                 env = cmd.clean_env({"GIT_LITERAL_PATHSPECS": "1"})
@@ -439,8 +446,13 @@ class Baker:
         key = (support, _answers_key(answers))
         if key not in self._contexts:
             template_dir = self.extract(oid, frozenset())
-            with _template_imports(template_dir):
-                self._contexts[key] = render_context(template_dir, answers)
+            try:
+                with _template_imports(template_dir):
+                    self._contexts[key] = render_context(template_dir, answers)
+            except UpgradeError:
+                raise
+            except Exception as exc:  # the template's own code (an answer check, an extension) refused
+                raise UpgradeError(f"template {oid[:12]} refused the recorded answers: {exc}") from exc
         return self._contexts[key]
 
     def bake(self, oid: str, answers: Mapping[str, Any], project_files: frozenset[str] | None) -> Path:
@@ -692,7 +704,9 @@ class Upgrader:
         if record is None:
             hint = f"adopt it: modelctl upgrade --adopt --from REV {slug}"
             return Outcome(slug, Status.NO_RECORD, message=f"no {RECORD_FILE}; {hint}")
-        if record.template != TEMPLATE_NAME:
+        # The template's hook records the folder's path in its repository (`platform/cookiecutter-model`
+        # when the monorepo sits below `.git`).
+        if Path(record.template).name != TEMPLATE_NAME:
             raise UpgradeError(
                 f"{RECORD_FILE} names template {record.template!r}; this repository's is {TEMPLATE_NAME!r}"
             )
@@ -714,8 +728,9 @@ class Upgrader:
             return Outcome(slug, Status.UP_TO_DATE, old_tree=old, new_tree=target)
         if not self.git.has_tree(old):
             raise UpgradeError(
-                f"template tree {old[:12]} is not in this clone (shallow? `git fetch --unshallow`; "
-                "in CI check out with fetch-depth: 0)"
+                f"template tree {old[:12]} is not in this repository: a shallow clone (`git fetch --unshallow`; "
+                "in CI check out with fetch-depth: 0), or the model was baked from uncommitted template changes "
+                f"(adopt it again: modelctl upgrade --adopt --force --from REV {slug})"
             )
         if dirty and not force and not check:
             many = "s" if len(dirty) != 1 else ""
@@ -879,10 +894,13 @@ def _adopt(upgrader: Upgrader, slug: str, tree: str, commit: str, rev: str, forc
             changes.append(FileChange(rel, Action.MISSING))
         elif current != path.read_bytes():
             changes.append(FileChange(rel, Action.DIFFERS))
-    write_atomically(model_dir, [], Record(tree, commit, answers))
+    template = f"{upgrader.git.prefix}{TEMPLATE_DIR}"  # as the template's hook writes it
+    write_atomically(model_dir, [], Record(tree, commit, answers, template))
     same = len(baked) - len(changes)
     message = (
         f"{same} of {len(baked)} template files are as a bake of {rev} makes them; "
         "upgrades keep the differences as the model's own edits"
     )
+    if changes:
+        message += " (if most differ, REV is not the version it was baked from: see `git log -- cookiecutter-model`)"
     return Outcome(slug, Status.ADOPTED, changes, message, tree, tree)

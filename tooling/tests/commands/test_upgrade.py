@@ -27,7 +27,8 @@ FRAMEWORKS = ("sklearn", "xgboost", "lightgbm", "pytorch")
 # Lines the template change and the model edits below touch; each appears in every bake.
 OBSOLETE = "OBSOLETE.md"
 ADDED = "CHANGELOG.md"
-DEFAULT = re.compile(r"^(\s+max_rows: )(\d+)", re.MULTILINE)
+# The first integer default under a section of the template's config.yaml (ports are the hook's).
+DEFAULT = re.compile(r"^(?P<lead>[ ]+(?!ports\b)(?P<key>\w+): )(?P<value>\d+)\b", re.MULTILINE)
 DESCRIPTION = re.compile(r"^description: .*$", re.MULTILINE)
 
 
@@ -102,15 +103,26 @@ def edit(path: Path, change: Callable[[str], str]) -> None:
     path.write_text(after)
 
 
+def default(path: Path) -> tuple[str, int]:
+    """The key and value of the config default the template change moves (+1); the model's edit: +5."""
+    found = DEFAULT.search(path.read_text())
+    assert found, f"no integer default left in {path}: choose another line for these tests"
+    return found["key"], int(found["value"])
+
+
+def set_default(path: Path, value: int) -> None:
+    edit(path, lambda t: DEFAULT.sub(lambda m: f"{m['lead']}{value}", t, count=1))
+
+
 def change_template(repo: Path) -> None:
     """The four kinds of template change issue 12 names: a line in service.py, a new file, a changed
     default in config.yaml, a removed file."""
     template = repo / "cookiecutter-model" / PROJECT
     edit(template / "service.py", lambda t: t + "\n# template fix: every model gets this line\n")
     (template / ADDED).write_text("# Changes to {{ cookiecutter.model_name }}\n")
-    edit(template / "config.yaml", lambda t: DEFAULT.sub(r"\g<1>500", t, count=1))
+    set_default(template / "config.yaml", default(template / "config.yaml")[1] + 1)
     (template / OBSOLETE).unlink()
-    commit_all(repo, "template: service fix, changelog, max_rows 500, obsolete notes removed")
+    commit_all(repo, "template: service fix, changelog, a changed default, obsolete notes removed")
 
 
 def edit_model(folder: Path) -> None:
@@ -169,6 +181,7 @@ def repo(tmp_path: Path) -> Path:
 def test_clean_upgrade_keeps_the_model_edits_and_brings_every_template_change(repo: Path, run: Run) -> None:
     model = repo / "models/iris_classifier"
     baked_tree = tree(repo)
+    key, value = default(model / "config.yaml")
     change_template(repo)
     edit_model(model)
     commit_all(repo, "model edits")
@@ -177,7 +190,7 @@ def test_clean_upgrade_keeps_the_model_edits_and_brings_every_template_change(re
 
     service, config = (model / "service.py").read_text(), (model / "config.yaml").read_text()
     assert service.endswith("# template fix: every model gets this line\n")
-    assert "max_rows: 500" in config and 'description: "Tuned by the model team."' in config, "both sides of config"
+    assert f"{key}: {value + 1}" in config and 'description: "Tuned by the model team."' in config, "both sides"
     assert "def model_team_helper() -> int:" in (model / "train.py").read_text()
     assert "MODEL_TEAM_NOTE" in (model / "api_schema.py").read_text()
     assert (model / ADDED).read_text() == "# Changes to Iris Classifier\n"
@@ -198,9 +211,10 @@ def test_clean_upgrade_keeps_the_model_edits_and_brings_every_template_change(re
 
 def test_edits_on_the_same_lines_leave_conflict_markers_and_exit_1(repo: Path, run: Run) -> None:
     model = repo / "models/iris_classifier"
+    key, value = default(model / "config.yaml")
     change_template(repo)
-    edit(model / "config.yaml", lambda t: DEFAULT.sub(r"\g<1>2000", t, count=1))
-    commit_all(repo, "the model raises max_rows")
+    set_default(model / "config.yaml", value + 5)
+    commit_all(repo, "the model changes the same default")
 
     result = run(repo, "upgrade", "iris_classifier")
 
@@ -208,7 +222,7 @@ def test_edits_on_the_same_lines_leave_conflict_markers_and_exit_1(repo: Path, r
     assert re.search(r"conflict\s+config.yaml\s+\(1 conflict: markers written\)", result.out)
     config = (model / "config.yaml").read_text()
     assert "<<<<<<< models/iris_classifier/config.yaml (yours)" in config
-    assert "max_rows: 2000" in config and "max_rows: 500" in config, "both versions are kept in the markers"
+    assert f"{key}: {value + 5}" in config and f"{key}: {value + 1}" in config, "both versions are in the markers"
     assert ">>>>>>> template " in config
     assert (model / "service.py").read_text().endswith("# template fix: every model gets this line\n")
     assert not list(repo.rglob("*.rej"))
@@ -455,7 +469,7 @@ def test_bad_arguments_and_records(repo: Path, run: Run) -> None:
     path.write_text(json.dumps({"template_tree": "f" * 40, "answers": {"model_slug": "iris_classifier"}}))
     commit_all(repo, "unknown tree")
     gone = run(repo, "upgrade", "iris_classifier")
-    assert gone.code == 1 and "is not in this clone" in gone.out
+    assert gone.code == 1 and "is not in this repository: a shallow clone" in gone.out
 
 
 def test_answers_are_taken_literally(repo: Path) -> None:
