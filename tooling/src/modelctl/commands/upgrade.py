@@ -17,7 +17,10 @@ the model's answers, and merges the difference into the model file by file (git 
 Conflicts are written as conflict markers and listed (exit 1); a clean upgrade updates the record.
 Models with uncommitted changes are refused unless --force. --check writes nothing and exits 1 when a
 model is behind. Models baked before records existed: --adopt --from REV (the commit they were baked
-from), commit the record, then upgrade."""
+from), commit the record, then upgrade.
+
+Exit status: 0 every model upgraded or up to date; 1 a conflict, a refused (dirty) model, an error,
+a named model without a record, or (--check) a model behind; 2 a usage error."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
