@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tooling" / "src"), str(ROOT / "shared" / "src")]
 
-from modelctl.upgrade import RECORD_FILE, render_context  # noqa: E402
+from modelctl.upgrade import RECORD_FILE, render_context, template_imports  # noqa: E402
 
 PROJECT = "{{cookiecutter.model_slug}}"
 FRAMEWORKS = ("sklearn", "xgboost", "lightgbm", "pytorch")
@@ -79,8 +79,9 @@ def generate(repo: Path, count: int, source: Path) -> list[str]:
             "framework": FRAMEWORKS[index % len(FRAMEWORKS)],
             "task": TASKS[(index // len(FRAMEWORKS)) % len(TASKS)],
         }
-        context = render_context(template, answers)
-        folder = Path(generate_files(str(template), context, str(repo / "models"), accept_hooks=False))
+        with template_imports(template):  # the template's Jinja extension, if it has one
+            context = render_context(template, answers)
+            folder = Path(generate_files(str(template), context, str(repo / "models"), accept_hooks=False))
         record = {"template": "cookiecutter-model", "template_tree": tree, "template_commit": head, "answers": answers}
         (folder / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
         slugs.append(folder.name)

@@ -297,7 +297,7 @@ def _cookiecutter(module: str) -> Any:
 
 
 @contextmanager
-def _template_imports(template_dir: Path) -> Iterator[None]:
+def template_imports(template_dir: Path) -> Iterator[None]:
     """Let the template's `_extensions` import from its folder, and forget them afterwards: two
     template versions may both have a `local_extensions` module, and each bake must get its own.
 
@@ -385,6 +385,7 @@ class Baker:
         self._extracted: dict[tuple[str, frozenset[str] | None], Path] = {}
         self._contexts: dict[tuple[tuple[tuple[str, tuple[str, str]], ...], str], dict[str, Any]] = {}
         self._references: dict[str, dict[str, frozenset[str] | None]] = {}
+        self._extension_reads: dict[str, bool] = {}
         self._compiled: Any = None
         self._bakes: dict[tuple[str, str, frozenset[str] | None], Path] = {}
         self._count = 0
@@ -447,7 +448,7 @@ class Baker:
         if key not in self._contexts:
             template_dir = self.extract(oid, frozenset())
             try:
-                with _template_imports(template_dir):
+                with template_imports(template_dir):
                     self._contexts[key] = render_context(template_dir, answers)
             except UpgradeError:
                 raise
@@ -472,7 +473,7 @@ class Baker:
             output = self._new_dir("bake")
             generate = _cookiecutter("generate")
             try:
-                with _template_imports(template_dir):
+                with template_imports(template_dir):
                     project = generate.generate_files(
                         repo_dir=str(template_dir), context=context, output_dir=str(output), accept_hooks=False
                     )
@@ -480,6 +481,30 @@ class Baker:
                 raise UpgradeError(f"baking template {oid[:12]} with the recorded answers failed: {exc}") from exc
             self._bakes[key] = Path(project)
         return self._bakes[key]
+
+    def extensions_read_answers(self, oid: str) -> bool:
+        """Whether the template's own Jinja extensions may read answers they are not given: a filter,
+        test or global that receives the whole render context, or a custom tag."""
+        if oid not in self._extension_reads:
+            template_dir = self.extract(oid, frozenset())
+            generate, utils = _cookiecutter("generate"), _cookiecutter("utils")
+            base = utils.create_env_with_context({"cookiecutter": {}})
+            try:
+                with template_imports(template_dir):
+                    raw = generate.generate_context(context_file=str(template_dir / "cookiecutter.json"))
+                    env = utils.create_env_with_context(raw)
+            except Exception as exc:  # the template's extension failed to load
+                raise UpgradeError(f"template {oid[:12]}: its Jinja extensions do not load: {exc}") from exc
+            added = [
+                function
+                for mine, theirs in ((env.filters, base.filters), (env.tests, base.tests), (env.globals, base.globals))
+                for name, function in mine.items()
+                if theirs.get(name) is not function
+            ]
+            tags = any(ext.tags for name, ext in env.extensions.items() if name not in base.extensions)
+            context = any(getattr(getattr(f, "jinja_pass_arg", None), "name", None) == "context" for f in added)
+            self._extension_reads[oid] = tags or context
+        return self._extension_reads[oid]
 
     def references(self, oid: str) -> dict[str, frozenset[str] | None]:
         """For each file of the baked folder at ``oid``: the answers its path and text read, None for any."""
@@ -593,7 +618,7 @@ class Upgrader:
 
         A file renders the same in both bakes when its template text is the same in both trees and
         every answer it reads renders the same from both cookiecutter.json files (no includes, no
-        Jinja extensions that could read any answer): the merge has nothing to do for it.
+        Jinja extension that reads the render context): the merge has nothing to do for it.
         """
         a, b = self.baker.tree(old), self.baker.tree(new)
         if a.project != b.project or a.includes or b.includes:
@@ -610,7 +635,7 @@ class Upgrader:
             return None
         if "cookiecutter.json" not in outside:
             return inside
-        if extensions:
+        if extensions and (self.baker.extensions_read_answers(old) or self.baker.extensions_read_answers(new)):
             return None
         missing = object()
         keys = {

@@ -356,6 +356,45 @@ def test_a_changed_derived_value_rebakes_the_files_that_read_it(repo: Path, run:
     assert "class IrisClassifierService" in (repo / "models/iris_classifier/service.py").read_text()
 
 
+TEAM_FILTER = """\
+from jinja2 import pass_context
+from jinja2.ext import Extension
+
+
+@pass_context
+def team(context, _value):
+    return context["cookiecutter"]["__team"]
+
+
+class TeamFilter(Extension):
+    def __init__(self, environment):
+        super().__init__(environment)
+        environment.filters["team"] = team
+"""
+
+
+def test_an_extension_that_reads_the_context_rebakes_everything(tmp_path: Path, run: Run) -> None:
+    """A filter that reads answers from the render context hides them from the per-file analysis."""
+    repo = make_monorepo(tmp_path / "repo")
+    template = repo / "cookiecutter-model"
+    (template / "upgrade_test_ext.py").write_text(TEAM_FILTER)
+    data = json.loads((template / "cookiecutter.json").read_text())
+    data["__team"] = "{{ cookiecutter.owner }}-team"
+    data["_extensions"] = [*data.get("_extensions", []), "upgrade_test_ext.TeamFilter"]
+    (template / "cookiecutter.json").write_text(json.dumps(data, indent=2) + "\n")
+    edit(template / PROJECT / "README.md", lambda t: t + "\nTeam: {{ '' | team }}\n")
+    commit_all(repo, "a team filter")
+    bake(repo, "Iris Classifier", owner="vision")
+    commit_all(repo, "bake")
+    data["__team"] = "{{ cookiecutter.owner }}-squad"
+    (template / "cookiecutter.json").write_text(json.dumps(data, indent=2) + "\n")
+    commit_all(repo, "teams are squads")
+
+    run(repo, "upgrade", "iris_classifier").assert_success()
+
+    assert (repo / "models/iris_classifier/README.md").read_text().endswith("\nTeam: vision-squad\n")
+
+
 # --- adopting, repository layout, environment --------------------------------------------------
 
 
