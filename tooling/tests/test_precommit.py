@@ -6,6 +6,7 @@ Fake secrets and conflict markers are assembled at run time, so this file itself
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -102,7 +103,10 @@ def test_unfixable_ruff_error_blocks(hooked: Path) -> None:
 @slow
 def test_invalid_model_config_blocks_with_key_path(hooked: Path) -> None:
     path = "models/iris_classifier/config.yaml"
-    (hooked / path).write_text((hooked / path).read_text().replace("workers: 1", "workers: 0"))
+    # Whether or not the template writes `workers` out, the model now sets it to 0.
+    text = re.sub(r"^  workers: .*\n", "", (hooked / path).read_text(), flags=re.MULTILINE)
+    assert "\nserving:\n" in text
+    (hooked / path).write_text(text.replace("\nserving:\n", "\nserving:\n  workers: 0\n", 1))
     result = commit(hooked, path)
     assert result.returncode != 0
     assert "serving.workers: 0 is invalid: expected a value >= 1" in result.stdout
