@@ -548,6 +548,9 @@ def _memory_bytecode_cache() -> Any:
     return MemoryBytecodeCache()
 
 
+_MAPPING_ATTRIBUTES = frozenset(dir(OrderedDict))
+
+
 def _answers_read(env: Any, source: str) -> frozenset[str] | None:
     """The `cookiecutter.<key>` names a Jinja source reads; None when it may read any (it passes the
     whole `cookiecutter` or `_cookiecutter` object somewhere, or does not parse)."""
@@ -564,6 +567,8 @@ def _answers_read(env: Any, source: str) -> frozenset[str] | None:
         if not (isinstance(target, nodes.Name) and target.name == "cookiecutter"):
             continue
         if isinstance(node, nodes.Getattr):
+            if node.attr in _MAPPING_ATTRIBUTES:  # cookiecutter.items(), .get(name): any answer
+                return None
             keys.add(node.attr)
         elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
             keys.add(node.arg.value)

@@ -511,6 +511,29 @@ def test_bad_arguments_and_records(repo: Path, run: Run) -> None:
     assert gone.code == 1 and "is not in this repository: a shallow clone" in gone.out
 
 
+@pytest.mark.parametrize(
+    ("source", "reads"),
+    [
+        (
+            "{{ cookiecutter.model_slug }} {% if cookiecutter.framework == 'x' %}{% endif %}",
+            {"model_slug", "framework"},
+        ),
+        ("{{ cookiecutter['owner'] }}", {"owner"}),
+        ("no Jinja at all", set()),
+        ("{{ cookiecutter[name] }}", None),  # None: the file may read any answer, so it is always re-baked
+        ("{{ cookiecutter.get('owner') }}", None),
+        ("{% for k, v in cookiecutter.items() %}{{ v }}{% endfor %}", None),
+        ("{{ cookiecutter | tojson }}", None),
+        ("{{ _cookiecutter.owner }}", None),
+        ("{% set c = cookiecutter %}{{ c.owner }}", None),
+        ("{{ unclosed", None),
+    ],
+)
+def test_which_answers_a_template_file_reads(source: str, reads: set[str] | None) -> None:
+    env = logic._cookiecutter("utils").create_env_with_context({"cookiecutter": {}})
+    assert logic._answers_read(env, source) == (None if reads is None else frozenset(reads))
+
+
 def test_answers_are_taken_literally(repo: Path) -> None:
     context = logic.render_context(repo / "cookiecutter-model", {"description": "{{ 7*191 }}", "model_name": "X Y"})
     assert context["cookiecutter"]["description"] == "{{ 7*191 }}"
