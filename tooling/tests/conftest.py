@@ -30,6 +30,7 @@ COPY = (
     "toxfile.py",
     "pyproject.toml",
     ".pre-commit-config.yaml",
+    ".secrets.baseline",
     ".gitignore",
 )
 IGNORE = shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache")

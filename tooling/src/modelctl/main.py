@@ -28,6 +28,7 @@ from modelctl.commands import (
     status,
     train,
     undeploy,
+    upgrade,
     validate,
 )
 from modelctl.errors import EXIT_INTERRUPTED, ModelctlError
@@ -55,6 +56,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     pipeline,
     retrain,
     notify,
+    upgrade,
 )
 
 
