@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
-
 
 def tox_list(repo: Path) -> str:
     result = subprocess.run(
@@ -77,5 +75,15 @@ def test_torch_models_use_pip(monorepo: Path) -> None:
     assert "runner = virtualenv" in result.stdout, result.stdout + result.stderr
 
 
-def test_repo_root_is_what_the_plugin_scans() -> None:
-    assert (ROOT / "toxfile.py").is_file()
+def test_pins_behind_an_include_reach_the_env(monorepo: Path) -> None:
+    """requirements-dev.txt includes requirements.txt: the tox env gets both, local paths made absolute."""
+    requirements = monorepo / "models/iris_classifier/requirements.txt"
+    requirements.write_text(requirements.read_text() + "tqdm==4.67.1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "tox", "config", "-e", "model-iris_classifier", "-k", "deps"],
+        cwd=monorepo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "tqdm==4.67.1" in result.stdout and f"-e {monorepo / 'shared'}" in result.stdout, result.stdout

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -59,7 +61,16 @@ def test_dagbag_imports_one_dag_per_scheduled_model(repo: Repo) -> None:
         schedule = repo.config(dag_id.removeprefix("retrain_")).retrain.schedule
         assert dag.timetable.expression == schedule
         assert [t.task_id for t in dag.topological_sort()][:3] == ["extract", "train", "evaluate"]
-        assert set(dag.task_dict) == {"extract", "train", "evaluate", "decide", "deploy_trigger", "skip", "notify"}
+        assert set(dag.task_dict) == {
+            "extract",
+            "train",
+            "evaluate",
+            "decide",
+            "deploy_trigger",
+            "skip",
+            "notify",
+            "cleanup",
+        }
 
 
 @pytest.fixture(scope="module")
@@ -69,18 +80,23 @@ def airflow_db(repo: Repo) -> None:
     db.resetdb()
 
 
-@pytest.fixture
-def stand_ins(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[object, object]]:
+@contextmanager
+def stand_ins() -> Iterator[tuple[Any, Any]]:
     with http_stand_in([204]) as github, http_stand_in([]) as slack:
-        for key, value in {
+        values = {
             "GITHUB_TOKEN": "t0ken",
             "GITHUB_REPOSITORY": "acme/models",
             "GITHUB_REF_NAME": "main",
             "GITHUB_API_URL": github.url,
             "SLACK_WEBHOOK_URL": slack.url,
-        }.items():
-            monkeypatch.setenv(key, value)
-        yield github, slack
+        }
+        saved = {k: os.environ.get(k) for k in values}
+        os.environ.update(values)
+        try:
+            yield github, slack
+        finally:
+            for key, value in saved.items():
+                os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
 def run_dag(model: str) -> dict[str, str]:
@@ -89,28 +105,36 @@ def run_dag(model: str) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 
 
-def test_better_candidate_triggers_deploy(repo: Repo, airflow_db: None, stand_ins: tuple) -> None:
-    github, slack = stand_ins
-    states = run_dag(MODEL)  # no champion in production yet: the candidate wins
+@pytest.fixture(scope="module")
+def first_run(repo: Repo, airflow_db: None) -> tuple[dict[str, str], Any, Any]:
+    """One DAG run with no champion in production: the candidate wins."""
+    with stand_ins() as (github, slack):
+        return run_dag(MODEL), github, slack
+
+
+def test_a_better_candidate_triggers_the_deploy(repo: Repo, first_run: tuple[dict[str, str], Any, Any]) -> None:
+    states, github, slack = first_run
     assert states["deploy_trigger"] == "success" and states["skip"] == "skipped" and states["notify"] == "success"
     (request,) = github.requests
     assert request.path == "/repos/acme/models/actions/workflows/deploy.yml/dispatches"
     assert request.headers["Authorization"] == "Bearer t0ken"
     assert request.body["inputs"]["models"] == MODEL and request.body["inputs"]["candidate"].startswith(MODEL)
     assert "promoted" in slack.requests[-1].body["text"]
-    assert State.of(repo).retrain_log.records(MODEL)[-1]["decision"] == "promoted: deploy.yml dispatched"
+    assert states["cleanup"] == "success"
+    assert not list((State.of(repo).root / "retrain-runs" / MODEL).glob("*")), "the training data is removed"
 
 
-def test_candidate_that_is_not_better_is_skipped(repo: Repo, airflow_db: None, stand_ins: tuple) -> None:
-    github, slack = stand_ins
-    champion = State.of(repo).retrain_log.records(MODEL)[-1]["candidate"]
+def test_a_candidate_that_is_not_better_is_skipped(repo: Repo, first_run: tuple[dict[str, str], Any, Any]) -> None:
+    champion = next(r["candidate"] for r in reversed(State.of(repo).retrain_log.records(MODEL)) if r.get("candidate"))
     State.of(repo).ledger.append(
         Record(
             model=MODEL, env="production", target="local", outcome="deployed", bento=f"{MODEL}:x", model_tag=champion
         )
     )
-    states = run_dag(MODEL)  # same data and code: the candidate ties the champion, below min_improvement
+    with stand_ins() as (github, slack):
+        states = run_dag(MODEL)  # same data and code: the candidate ties the champion, below min_improvement
     assert states["skip"] == "success" and states["deploy_trigger"] == "skipped" and states["notify"] == "success"
     assert github.requests == []
     text = slack.requests[-1].body["text"]
     assert "kept champion" in text and "candidate accuracy" in text and "champion accuracy" in text
+    assert states["cleanup"] == "success"

@@ -85,7 +85,8 @@ def test_each_problem_is_flagged_with_reason_and_fix(monorepo: Path, check_id: s
 
 
 def test_cli_exit_codes(cli: Cli, monorepo: Path) -> None:
-    assert cli("doctor", MODEL, "--skip-hooks").assert_success()
+    result = cli("doctor", MODEL, "--skip-hooks").assert_success()
+    assert "MC001" in result.out and "MC010" not in result.out
     _secret(monorepo / "models" / MODEL)
     result = cli("doctor", "--json", "--skip-hooks")
     assert result.code == 1

@@ -13,7 +13,6 @@ named in the error (issue 10).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -229,31 +228,28 @@ def _serve_args(cmdline: tuple[str, ...]) -> tuple[str, int] | None:
 
 @contextmanager
 def deploy_lock(repo: Repo, model: str, env: str, wait_s: float | None = None) -> Iterator[None]:
-    """One deploy per model and environment at a time; a second one waits, then fails clearly."""
+    """One deploy per model and environment at a time on this machine; a second one waits, then fails clearly."""
+    from filelock import FileLock, Timeout  # imported here: the pre-commit hook environment lacks it
+
     if wait_s is None:
         wait_s = float(os.environ.get("MODELCTL_DEPLOY_LOCK_WAIT", "600"))
     directory = State.of(repo).deploy_dir(model, env)
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".deploy.lock", "w") as lock:
-        deadline = time.monotonic() + wait_s
-        announced = False
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise DeployError(
-                        f"another deploy of {model} to {env} is still running after {wait_s:.0f}s; try again later"
-                    ) from None
-                if not announced:
-                    err.print(f"waiting for another deploy of {model} to {env} to finish ...", markup=False)
-                    announced = True
-                time.sleep(0.5)
+    lock = FileLock(directory / ".deploy.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        err.print(f"waiting for another deploy of {model} to {env} to finish ...", markup=False)
         try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.acquire(timeout=wait_s)
+        except Timeout:
+            raise DeployError(
+                f"another deploy of {model} to {env} is still running after {wait_s:.0f}s; try again later"
+            ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def verify(url: str, sample: dict[str, Any]) -> None:
