@@ -83,6 +83,10 @@ def slug_problems(slug: str, derived_from: str | None = None) -> list[str]:
         return [f"model_slug {slug!r} is {len(slug)} characters; the limit is {MAX_SLUG}{hint}"]
     if keyword.iskeyword(slug) or keyword.issoftkeyword(slug) or keyword.iskeyword(service_class(slug)):
         return [f"model_slug {slug!r} is a Python keyword (or its service class would be); choose another name"]
+    if service_class(slug) in ("I", "O", "l"):  # ruff E742: reads like 1 or 0
+        return [
+            f"model_slug {slug!r} makes the service class {service_class(slug)!r}, an ambiguous name; choose another"
+        ]
     if slug in sys.stdlib_module_names:
         return [f"model_slug {slug!r} is a Python standard-library module name; choose another name"]
     if slug in RESERVED:

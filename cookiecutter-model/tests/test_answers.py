@@ -189,6 +189,7 @@ def test_text_answers_with_quotes_and_colons_stay_valid_yaml(models: Path) -> No
         (["model_slug=" + "m" * 41], "the limit is 40"),
         (["model_slug=lambda"], "is a Python keyword"),
         (["model_slug=none"], "is a Python keyword (or its service class would be)"),
+        (["model_slug=o_"], "makes the service class 'O', an ambiguous name"),
         (["model_slug=logging"], "standard-library module name"),
         (["model_slug=numpy"], "is reserved"),
         (["model_name=Modèle"], "(derived from model_name 'Modèle': choose a model_slug"),
@@ -299,16 +300,23 @@ def expected_problems(answers: dict[str, Any]) -> list[str]:
 
 @contextmanager
 def scratch_models() -> Iterator[Path]:
+    """A scratch monorepo (its ruff configuration, an empty models/) per example: hypothesis reuses fixtures."""
     with tempfile.TemporaryDirectory() as scratch:
+        shutil.copy2(ROOT / "pyproject.toml", Path(scratch) / "pyproject.toml")
         (Path(scratch) / "models").mkdir()
         yield Path(scratch) / "models"
 
 
-def ruff(*args: str) -> subprocess.CompletedProcess[str]:
-    return run(sys.executable, "-m", "ruff", *args, "--no-cache", cwd=ROOT)
+def ruff(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return run(sys.executable, "-m", "ruff", *args, "--no-cache", cwd=cwd)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# More examples for a deeper run: MODEL_TEMPLATE_ANSWER_EXAMPLES=500 tox run -e template -- -k any_typed
+@settings(
+    max_examples=int(os.environ.get("MODEL_TEMPLATE_ANSWER_EXAMPLES", "80")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(answers=answer_sets())
 def test_any_typed_answer_bakes_a_valid_model_or_is_refused(answers: dict[str, str]) -> None:
     name, description, owner = (answers[key] for key in TEXT_KEYS)
@@ -329,9 +337,13 @@ def test_any_typed_answer_bakes_a_valid_model_or_is_refused(answers: dict[str, s
         assert readme.startswith(f"# {name}\n\n{description}\n")
         record = json.loads((project / ".template.json").read_text(encoding="utf-8"))
         assert {k: record["answers"][k] for k in answers} == answers
+        # ruff as the monorepo runs it: the model's own modules are first-party (`src = ["models/*"]`)
         python = [str(p) for p in project.rglob("*.py")] + [str(project / "notebooks")]
-        assert ruff("check", *python).returncode == 0
-        assert ruff("format", "--check", *python).returncode == 0
+        lint, formatted = (
+            ruff("check", *python, cwd=models.parent),
+            ruff("format", "--check", *python, cwd=models.parent),
+        )
+        assert lint.returncode == 0 and formatted.returncode == 0, lint.stdout + formatted.stdout
 
 
 # --- the rules' sources of truth --------------------------------------------------------------------------------
@@ -353,6 +365,31 @@ def test_derived_slug_mirrors_cookiecutter_json(models: Path, name: str) -> None
     project = bake(models, model_name=name)
     assert project.name == slug
     assert f"class {RULES.service_class(slug)}:" in (project / "service.py").read_text()
+
+
+@pytest.mark.parametrize(
+    "slug",
+    [
+        "l",
+        "x_1",
+        "a" * 33,
+        pytest.param(
+            "a" * 40,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="template-kit: tests/conftest.py:52, train.py:44 pass 120 columns for slugs over 33 characters",
+            ),
+        ),
+    ],
+)
+def test_edge_slugs_bake_lint_clean_models(slug: str) -> None:
+    with scratch_models() as models:
+        project = bake(models, model_slug=slug)
+        lint, formatted = (
+            ruff("check", str(project), cwd=models.parent),
+            ruff("format", "--check", str(project), cwd=models.parent),
+        )
+        assert lint.returncode == 0 and formatted.returncode == 0, lint.stdout + formatted.stdout
 
 
 def test_hook_code_is_lint_clean() -> None:
