@@ -107,7 +107,7 @@ def text_problems(key: str, value: object) -> list[str]:
         if char in "\n\r\x0b\x0c\x85\u2028\u2029" or category in ("Zl", "Zp"):
             return [f"{key} must be one line (it contains a line break)"]
         if category in ("Cc", "Cs") or char in BIDI_CONTROLS or char in "\ufffe\uffff":
-            return [f"{key} contains the control character U+{ord(char):04X}; use printable text"]
+            return [f"{key} contains U+{ord(char):04X}, a control or invisible character; use printable text"]
     return []
 
 

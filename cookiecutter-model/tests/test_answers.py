@@ -199,8 +199,8 @@ def test_text_answers_with_quotes_and_colons_stay_valid_yaml(models: Path) -> No
         (["model_name=Churn", "owner=  "], "owner must not be empty"),
         (["description=two\nlines"], "description must be one line"),
         (["description=a\u2028b"], "description must be one line"),
-        (["owner=tab\there"], "owner contains the control character U+0009"),
-        (["owner=\u202eevil"], "owner contains the control character U+202E"),
+        (["owner=tab\there"], "owner contains U+0009, a control or invisible character"),
+        (["owner=\u202eevil"], "owner contains U+202E, a control or invisible character"),
         (["description=" + "d" * 501], "description is 501 characters; the limit is 500"),
     ],
 )
