@@ -117,50 +117,6 @@ def test_bake_every_framework(monorepo: Path, framework: str) -> None:
         assert stripped.returncode == 0, stripped.stdout + stripped.stderr
 
 
-def test_slug_is_derived_from_the_name_and_may_be_given(monorepo: Path) -> None:
-    with bake_project(monorepo, model_name="Fraud-Score Model") as project:
-        assert project.name == "fraud_score_model"
-        assert "class FraudScoreModel:" in (project / "service.py").read_text()
-    with bake_project(monorepo, model_name="Anything", model_slug="fraud_v2") as project:
-        assert project.name == "fraud_v2"
-
-
-def test_text_answers_with_quotes_and_colons_stay_valid_yaml(monorepo: Path) -> None:
-    with bake_project(monorepo, model_name="Odd", description="Scores: churn, fraud & 'risk'", owner="ml: core") as p:
-        config = load_config(p / "config.yaml")
-        assert (config.description, config.owner) == ("Scores: churn, fraud & 'risk'", "ml: core")
-
-
-@pytest.mark.parametrize(
-    ("answers", "message"),
-    [
-        (["model_slug=9lives"], "must match [a-z][a-z0-9_]*"),
-        (["model_slug=Has-Dash"], "must match [a-z][a-z0-9_]*"),
-        (["model_slug=" + "m" * 41], "the limit is 40"),
-        (["model_slug=lambda"], "is a Python keyword"),
-        (["model_slug=logging"], "standard-library module name"),
-        (["framework=spark"], "framework"),
-        (["model_name=Churn", "owner="], "owner must not be empty"),
-    ],
-)
-def test_refused_answers_leave_nothing_behind(monorepo: Path, answers: list[str], message: str) -> None:
-    result = run(
-        sys.executable, "-m", "cookiecutter", str(TEMPLATE), "-o", "models", "--no-input", *answers, cwd=monorepo
-    )
-    assert result.returncode != 0
-    assert message in result.stdout + result.stderr
-    assert list((monorepo / "models").iterdir()) == []
-
-
-def test_existing_model_is_refused_and_kept(monorepo: Path) -> None:
-    with bake_project(monorepo) as project:
-        (project / "train.py").write_text("# my work\n")
-        result = run(sys.executable, "-m", "cookiecutter", str(TEMPLATE), "-o", "models", "--no-input", cwd=monorepo)
-        assert result.returncode != 0
-        assert "already exists" in result.stdout + result.stderr
-        assert (project / "train.py").read_text() == "# my work\n"
-
-
 def test_example_model_has_not_drifted(monorepo: Path) -> None:
     committed = ROOT / "models" / "iris_classifier"
     with bake_project(monorepo) as baked:

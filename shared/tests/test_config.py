@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -149,3 +151,84 @@ def test_example_model_configs_are_valid() -> None:
     assert configs, "the repo ships at least the example model"
     for path in configs:
         assert isinstance(load_config(path, check_folder_name=True), ModelConfig)
+
+
+# --- hostile YAML (issue 15.5): refused before anything walks it, in bounded time --------------------------------
+
+
+def alias_bomb(levels: int) -> str:
+    """``levels`` nested lists of nine aliases each: a few hundred bytes that expand to 9**levels values."""
+    lines = ["x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return MINIMAL + "\n".join(lines) + "\n"
+
+
+def parse_in_subprocess(text: str, timeout: float = 60) -> list[str]:
+    """parse_config(text) in a fresh interpreter, killed after ``timeout`` s: the time bound is the harness's."""
+    script = (
+        "import json, sys\n"
+        "from modelkit import ConfigError, parse_config\n"
+        "try:\n"
+        "    parse_config(sys.stdin.read(), 'models/churn/config.yaml')\n"
+        "except ConfigError as exc:\n"
+        "    print(json.dumps([str(p) for p in exc.problems]))\n"
+        "else:\n"
+        "    print('[]')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], input=text, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return list(json.loads(result.stdout))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (alias_bomb(5), "models/churn/config.yaml:5: YAML anchor &x0 is not allowed in a model config"),
+        (alias_bomb(7), "models/churn/config.yaml:5: YAML anchor &x0 is not allowed in a model config"),
+        (alias_bomb(9), "models/churn/config.yaml:5: YAML anchor &x0 is not allowed in a model config"),
+        (MINIMAL + "x: &a [*a]\n", "models/churn/config.yaml:5: YAML anchor &a is not allowed"),
+        (MINIMAL + "serving:\n  ports: *p\n", "models/churn/config.yaml:6: YAML alias *p is not allowed"),
+        (
+            "base: &base {workers: 2}\n" + MINIMAL + "serving:\n  <<: *base\n",
+            "models/churn/config.yaml:1: YAML anchor &base is not allowed",
+        ),
+    ],
+    ids=["bomb-5", "bomb-7", "bomb-9", "cycle", "alias", "merge-key"],
+)
+def test_anchors_and_aliases_are_refused_quickly(text: str, expected: str) -> None:
+    (found,) = parse_in_subprocess(text)
+    assert found.startswith(expected), found
+    assert "write the value out in full" in found
+
+
+def test_ampersands_and_stars_in_values_are_not_anchors() -> None:
+    config = parse_config(
+        MINIMAL.replace("description: d", 'description: "fraud & risk, *all* of it"')
+        + 'ci:\n  ignore: ["**/*.md", "data/*"]\n'
+    )
+    assert config.description == "fraud & risk, *all* of it"
+    assert config.ci.ignore == ["**/*.md", "data/*"]
+
+
+def test_python_tags_are_invalid_yaml() -> None:
+    (found,) = problems(MINIMAL + "x: !!python/object/apply:os.system ['true']\n")
+    assert found.startswith("models/churn/config.yaml:5: invalid YAML") and "constructor" in found
+
+
+def test_deep_nesting_is_a_problem_not_a_crash() -> None:
+    found = parse_in_subprocess(MINIMAL.replace("owner: team", "owner: " + "[" * 5000 + "]" * 5000))
+    # PyYAML 6.0.4 stops at its nesting limit (invalid YAML); 6.0.3 loads it and the schema refuses it
+    assert found[0].startswith("models/churn/config.yaml:3: "), found
+    assert "nesting depth" in found[0] or found[0].startswith("models/churn/config.yaml:3: owner: [[[["), found
+
+
+def test_duplicate_keys_in_nested_sections_name_the_path() -> None:
+    found = problems(MINIMAL + "serving:\n  workers: 2\n  batching: {enabled: true}\n  workers: 3\n")
+    assert "models/churn/config.yaml:8: serving.workers: duplicate key; the later value would silently win" in found
+
+
+def test_a_long_value_is_shortened_in_the_message() -> None:
+    (found,) = problems(MINIMAL + f"notify:\n  slack_channel: {'x' * 5000}\n")
+    assert "notify.slack_channel: 'xxx" in found and "..." in found and len(found) < 400

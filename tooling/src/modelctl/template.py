@@ -1,29 +1,54 @@
-"""The model template's own answer rules, loaded from `cookiecutter-model/hooks/pre_gen_project.py`.
+"""The model template's own rules, loaded from `cookiecutter-model/hooks/model_template.py`.
 
-The hook file is the single copy of the rules (plain `cookiecutter` users run it as a hook);
-importing it as a module runs only its definitions, not the rendered check at the bottom.
+That module (standard library only) is the single copy of the rules: the template's hooks run it for
+plain `cookiecutter` users, and `modelctl new` checks answers with it before cookiecutter writes anything.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from types import ModuleType
+from typing import Any, cast
 
-AnswerRules = Callable[[dict[str, str]], list[str]]
+from modelctl.errors import TemplateError
+
+AnswerRules = Callable[[Mapping[str, object]], list[str]]
+
+
+@dataclass(frozen=True)
+class Template:
+    folder: Path
+    module: ModuleType
+
+    def defaults(self) -> dict[str, Any]:
+        """cookiecutter.json as written (choices as lists, derived answers as Jinja)."""
+        return cast(dict[str, Any], json.loads((self.folder / "cookiecutter.json").read_text(encoding="utf-8")))
+
+    def choices(self) -> dict[str, tuple[str, ...]]:
+        return cast(dict[str, tuple[str, ...]], self.module.template_choices(self.folder))
+
+    def problems(self, answers: Mapping[str, object]) -> list[str]:
+        return cast(list[str], self.module.answer_problems(answers, self.choices()))
+
+    def derived_slug(self, model_name: str) -> str:
+        return cast(str, self.module.derived_slug(model_name))
+
+
+def load_template(folder: Path) -> Template:
+    """The template in ``folder`` with its rules module, loaded fresh (each template copy has its own)."""
+    path = folder / "hooks" / "model_template.py"
+    spec = importlib.util.spec_from_file_location("modelctl_model_template", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise TemplateError(f"{path} is missing: {folder} is not the model template")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return Template(folder, module)
 
 
 def answer_rules(template_dir: Path) -> AnswerRules:
-    path = template_dir / "hooks" / "pre_gen_project.py"
-    spec = importlib.util.spec_from_file_location("modelctl_template_hook", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load template rules from {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return cast(AnswerRules, module.answer_problems)
-
-
-def default_slug(name: str) -> str:
-    """The slug cookiecutter derives from a model name (mirrors cookiecutter.json)."""
-    return name.strip().lower().replace(" ", "_").replace("-", "_")
+    """The template's answer check: every reason to refuse a full set of answers."""
+    return load_template(template_dir).problems

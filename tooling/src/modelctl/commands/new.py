@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from modelctl.console import err, out
 from modelctl.errors import TemplateError
 from modelctl.repo import Repo, find_repo
-from modelctl.template import answer_rules, default_slug
+from modelctl.template import load_template
+from modelkit import FRAMEWORKS, TASKS
 
-FIELDS = ("model_name", "model_slug", "description", "owner", "framework")
+FIELDS = ("model_name", "model_slug", "description", "owner", "framework", "task")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "new",
         help="create models/<slug>/ from the model template",
-        description="Without --no-input, cookiecutter asks for every answer not given here.",
+        description="Without --no-input, cookiecutter asks for every answer not given here. Answers are taken "
+        "literally (never rendered as templates).",
     )
     parser.add_argument("model_name", nargs="?", help='free-text name, e.g. "Churn Predictor"')
     parser.add_argument("--slug", dest="model_slug", help="folder/service name (default: derived from the name)")
     parser.add_argument("--description")
     parser.add_argument("--owner")
-    parser.add_argument("--framework", choices=("sklearn", "xgboost", "lightgbm", "pytorch"))
+    parser.add_argument("--framework", choices=FRAMEWORKS)
+    parser.add_argument("--task", choices=TASKS)
     parser.add_argument("--no-input", action="store_true", help="do not prompt; use defaults for the rest")
     parser.add_argument("--output-dir", type=Path, help="where to create the model (default: the repo's models/)")
     parser.set_defaults(
@@ -39,8 +41,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def new(repo: Repo, answers: dict[str, str], no_input: bool = False, output_dir: Path | None = None) -> int:
     # cookiecutter (and jinja2, requests) cost ~0.3 s to import: only `new` pays for them.
-    from cookiecutter.exceptions import CookiecutterException, FailedHookException, OutputDirExistsException
-    from cookiecutter.main import cookiecutter
+    from cookiecutter.exceptions import (  # type: ignore[import-untyped]
+        CookiecutterException,
+        FailedHookException,
+        OutputDirExistsException,
+    )
+    from cookiecutter.main import cookiecutter  # type: ignore[import-untyped]
 
     target = (output_dir or repo.models_dir).resolve()
     if no_input:
@@ -60,11 +66,13 @@ def new(repo: Repo, answers: dict[str, str], no_input: bool = False, output_dir:
 
 
 def _precheck(repo: Repo, answers: dict[str, str], target: Path) -> None:
-    """Refuse bad answers with the template's own rules before cookiecutter runs."""
-    defaults = json.loads((repo.template_dir / "cookiecutter.json").read_text(encoding="utf-8"))
-    full = {k: answers.get(k, defaults[k] if not isinstance(defaults[k], list) else defaults[k][0]) for k in FIELDS}
-    full["model_slug"] = answers.get("model_slug") or default_slug(full["model_name"])
-    problems = answer_rules(repo.template_dir)(full)
+    """Refuse bad answers with the template's own rules before cookiecutter writes anything."""
+    template = load_template(repo.template_dir)
+    defaults = template.defaults()
+    full = {k: answers.get(k, defaults[k][0] if isinstance(defaults[k], list) else defaults[k]) for k in FIELDS}
+    if "model_slug" not in answers:
+        full["model_slug"] = template.derived_slug(full["model_name"])
+    problems = template.problems(full)
     if problems:
         raise TemplateError("; ".join(problems) + "; nothing was created")
     if (target / full["model_slug"]).exists():

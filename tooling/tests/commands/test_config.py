@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from modelkit import load_config, parse_config
+from tests.conftest import Cli
+
+
+def test_prints_the_effective_config_as_yaml(cli: Cli, monorepo: Path) -> None:
+    path = monorepo / "models/iris_classifier/config.yaml"
+    result = cli("config", "iris_classifier").assert_success()
+    printed = yaml.safe_load(result.out)
+    assert printed == load_config(path).model_dump(mode="json")
+    # config.yaml lists what the model sets; the rest comes from the schema and is printed here
+    assert "workers" not in path.read_text() and printed["serving"]["workers"] == 1
+    assert printed["serving"]["batching"]["enabled"] is True
+    assert printed["deploy"]["environments"]["production"]["approval"] is True
+    assert parse_config(result.out) == load_config(path)  # what it prints is a valid config too
+
+
+def test_json(cli: Cli, monorepo: Path) -> None:
+    result = cli("config", "iris_classifier", "--json").assert_success()
+    assert json.loads(result.out) == load_config(monorepo / "models/iris_classifier/config.yaml").model_dump(
+        mode="json"
+    )
+
+
+def test_text_is_printed_as_is(cli: Cli, monorepo: Path) -> None:
+    path = monorepo / "models/iris_classifier/config.yaml"
+    description = "[bold]not markup[/bold] :smile: {{ 7*191 }} 😀"
+    path.write_text(path.read_text().replace('"Predicts the species', f'"{description} Predicts the species', 1))
+    as_json = cli("config", "iris_classifier", "--json").assert_success().out
+    assert json.loads(as_json)["description"].startswith(description)
+    as_yaml = cli("config", "iris_classifier").assert_success().out
+    assert yaml.safe_load(as_yaml)["description"].startswith(description)
+
+
+def test_unknown_model_is_exit_2(cli: Cli) -> None:
+    result = cli("config", "nope")
+    assert result.code == 2 and "unknown model 'nope'" in result.err
+
+
+def test_invalid_config_is_exit_2_naming_file_and_line(cli: Cli, monorepo: Path) -> None:
+    path = monorepo / "models/iris_classifier/config.yaml"
+    path.write_text(path.read_text() + "extra: &x 1\n")
+    result = cli("config", "iris_classifier")
+    assert result.code == 2
+    assert f"{path}:" in result.err and "anchor &x is not allowed" in result.err
