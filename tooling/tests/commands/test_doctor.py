@@ -50,7 +50,7 @@ def _hook_failure(folder: Path) -> None:
 
 
 BREAK = {
-    "MC001": (_replace("config.yaml", "workers: 1", "workers: 0"), "serving.workers"),
+    "MC001": (_replace("config.yaml", "spawn_rate: 25", "spawn_rate: 0"), "loadtest.spawn_rate"),
     "MC002": (_replace("config.yaml", "  max_p90_ms: 500\n", ""), "loadtest.max_p90_ms"),
     "MC003": (_trivial_service_test, "never uses '/predict'"),
     "MC004": (_no_training_test, "no tests/test_train*.py"),

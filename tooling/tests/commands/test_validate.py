@@ -12,7 +12,7 @@ def test_all_valid(cli: Cli) -> None:
 
 def test_invalid_value_is_exit_1_naming_key_path(cli: Cli, monorepo: Path) -> None:
     config = monorepo / "models/iris_classifier/config.yaml"
-    config.write_text(config.read_text().replace("max_latency_ms: 1000", "max_latency_ms: -5"))
+    config.write_text(config.read_text().replace("enabled: true", "enabled: true\n    max_latency_ms: -5"))
     result = cli("validate", "iris_classifier")
     assert result.code == 1
     assert "serving.batching.max_latency_ms: -5 is invalid: expected a value >= 10" in result.err
