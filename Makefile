@@ -12,11 +12,14 @@ export BENTOML_DO_NOT_TRACK := true
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): tooling/requirements-dev.txt tooling/pyproject.toml shared/pyproject.toml
+# Installed only from files with hashes: uv (tooling/bootstrap.lock), then every package of the tools
+# (tooling/requirements.lock, transitive ones included); shared/ and tooling/ themselves without dependencies.
+$(STAMP): tooling/bootstrap.lock tooling/requirements.lock tooling/pyproject.toml shared/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required; set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r tooling/requirements-dev.txt -e shared -e 'tooling[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r tooling/bootstrap.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes -r tooling/requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e shared -e tooling
 	@# set-up installs the git hook too (skipped outside a git checkout)
 	@if git rev-parse --git-dir >/dev/null 2>&1; then $(BIN)/pre-commit install; fi
 	@touch $(STAMP)
