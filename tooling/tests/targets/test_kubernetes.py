@@ -543,3 +543,28 @@ def test_the_live_url_round_trips_any_context_name() -> None:
     assert kubernetes.parse_live_url(url) == (context, "ml", "churn-model-production")
     with pytest.raises(KubernetesError, match="is not a kubernetes://CONTEXT/NAMESPACE/NAME"):
         kubernetes.parse_live_url("kubernetes://ctx/ml/kubernetes/extra")
+
+
+# --- one image per bento, deployed by digest (issue 13 item 6) --------------------------------------------------
+
+
+def test_manifests_refer_to_the_pushed_image_by_digest() -> None:
+    config = parse_config(
+        "name: churn_model\ndescription: d\nowner: o\nframework: sklearn\n"
+        "deploy: {targets: [kubernetes], kubernetes: {image_repository: ghcr.io/acme/models}}\n"
+    )
+    digest = "ghcr.io/acme/models/churn_model@sha256:" + "ab" * 32
+    (deployment, *_) = kubernetes.render(config, "churn_model:v1", "production", image_ref=digest)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == digest
+    default = kubernetes.render(config, "churn_model:v1", "production")[0]
+    assert default["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/acme/models/churn_model:v1"
+
+
+def test_the_digest_comes_from_dockers_repo_digests_or_the_deploy_is_refused() -> None:
+    tag = "registry.local:5000/acme/churn_model:v1"
+    pushed = f'["registry.local:5000/acme/churn_model@sha256:{"c" * 64}", "other/x@sha256:{"d" * 64}"]'
+    assert kubernetes.digest_ref(tag, pushed) == f"registry.local:5000/acme/churn_model@sha256:{'c' * 64}"
+    for bad in ("", "[]", "not json", '["other/x@sha256:00"]'):
+        with pytest.raises(KubernetesError, match="refusing to deploy a movable tag"):
+            kubernetes.digest_ref(tag, bad)

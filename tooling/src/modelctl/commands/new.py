@@ -41,12 +41,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def new(repo: Repo, answers: dict[str, str], no_input: bool = False, output_dir: Path | None = None) -> int:
     # cookiecutter (and jinja2, requests) cost ~0.3 s to import: only `new` pays for them.
-    from cookiecutter.exceptions import (  # type: ignore[import-untyped]
+    from cookiecutter.exceptions import (
         CookiecutterException,
         FailedHookException,
         OutputDirExistsException,
     )
-    from cookiecutter.main import cookiecutter  # type: ignore[import-untyped]
+    from cookiecutter.main import cookiecutter
 
     target = (output_dir or repo.models_dir).resolve()
     if no_input:

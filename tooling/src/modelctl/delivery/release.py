@@ -249,21 +249,38 @@ def deploy_to(model: Model, env: str, target: str, bento: str) -> str | None:
     if target == "local":
         return local.deploy(repo, model.name, env, bento, config.port(env), model.sample()).url
     if target == "kubernetes":
-        manifests = kubernetes.render(config, bento, env)
-        path = kubernetes.write(manifests, state.deploy_dir(model.name, env) / "kubernetes.yaml")
         context = config.deploy.kubernetes.context
         if context is None:
+            path = kubernetes.write(
+                kubernetes.render(config, bento, env), state.deploy_dir(model.name, env) / "kubernetes.yaml"
+            )
             err.print(f"rendered {path}; set deploy.kubernetes.context to apply it", markup=False)
             return None
-        image = kubernetes.image(config, bento)
-        kubernetes.containerize(model.python(), bento, image, state.env())
-        kubernetes.push(image)
+        manifests = kubernetes.render(config, bento, env, image_ref=pushed_image(model, bento))
+        path = kubernetes.write(manifests, state.deploy_dir(model.name, env) / "kubernetes.yaml")
         kubernetes.apply(path, context)
         return kubernetes.live_url(context, config.deploy.kubernetes.namespace, model.name, env)
     document = bentocloud.render(config, bento, env, bentostore.service_name(repo, bento))
     path = bentocloud.write(document, state.deploy_dir(model.name, env) / "bentocloud.yaml")
     bentocloud.deploy(model.python(), path, state.env())
     return f"bentocloud://{document['name']}"
+
+
+def pushed_image(model: Model, bento: str) -> str:
+    """The image of ``bento`` by digest: containerized and pushed once (by the first environment that needs it),
+    recorded in the state store, and reused by every later deploy of it, so production runs the image staging
+    ran."""
+    state = State.of(model.repo)
+    name, version = archive.split_tag(bento)
+    key = f"images/{name}/{version}.json"
+    found = state.store.read_json(key)
+    if found is not None and isinstance(found[0], dict) and found[0].get("image"):
+        return str(found[0]["image"])
+    tag = kubernetes.image(model.config, bento)
+    kubernetes.containerize(model.python(), bento, tag, model_process_env(store_env(model)))
+    reference = kubernetes.push(tag)
+    state.store.write_json(key, {"bento": bento, "image": reference})
+    return reference
 
 
 def rollback(model: Model, env: str, to: int | None = None) -> Record:

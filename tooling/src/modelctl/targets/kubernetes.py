@@ -63,8 +63,9 @@ def image(config: ModelConfig, bento: str) -> str:
     return f"{repository.rstrip('/')}/{name}:{version}"
 
 
-def render(config: ModelConfig, bento: str, env: str) -> list[dict[str, Any]]:
-    """Deployment, Service, HPA and PDB for ``bento`` in ``env``.
+def render(config: ModelConfig, bento: str, env: str, image_ref: str | None = None) -> list[dict[str, Any]]:
+    """Deployment, Service, HPA and PDB for ``bento`` in ``env`` (``image_ref``: the pushed image by digest,
+    ``repository/name@sha256:...``; default the tag :func:`image` names).
 
     Every document gets its own dicts (nothing shared), so the YAML has no anchors or aliases.
     """
@@ -97,7 +98,7 @@ def render(config: ModelConfig, bento: str, env: str) -> list[dict[str, Any]]:
                 "replicas": max(scaling.min_replicas, 1),
                 "selector": {"matchLabels": selector()},
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-                "template": {"metadata": {"labels": labels()}, "spec": _pod_spec(config, bento, env)},
+                "template": {"metadata": {"labels": labels()}, "spec": _pod_spec(config, bento, env, image_ref)},
             },
         },
         {
@@ -134,7 +135,7 @@ def render(config: ModelConfig, bento: str, env: str) -> list[dict[str, Any]]:
     ]
 
 
-def _pod_spec(config: ModelConfig, bento: str, env: str) -> dict[str, Any]:
+def _pod_spec(config: ModelConfig, bento: str, env: str, image_ref: str | None = None) -> dict[str, Any]:
     res = config.deploy.resources
     resources: dict[str, Any] = {
         "requests": {"cpu": res.cpu, "memory": res.memory},
@@ -154,7 +155,7 @@ def _pod_spec(config: ModelConfig, bento: str, env: str) -> dict[str, Any]:
         "containers": [
             {
                 "name": "bento",
-                "image": image(config, bento),
+                "image": image_ref or image(config, bento),
                 "ports": [{"name": "http", "containerPort": CONTAINER_PORT}],
                 "env": [
                     {"name": "BENTOML_DO_NOT_TRACK", "value": "true"},
@@ -253,13 +254,31 @@ def containerize(python: Path, bento: str, tag: str, env: dict[str, str]) -> Non
         raise KubernetesError(f"bentoml containerize exited {result.returncode}: {output[-500:]}")
 
 
-def push(tag: str) -> None:
+def push(tag: str) -> str:
+    """Push ``tag``; the image by digest (``repository@sha256:...``), what manifests refer to (a tag can move)."""
     docker = shutil.which("docker")
     if docker is None:
         raise KubernetesError(f"docker is not installed: cannot push {tag}")
     result = cmd.run([docker, "push", tag], what="docker push", check=False)
     if result.returncode != 0:
         raise KubernetesError(f"docker push {tag} exited {result.returncode}: {result.output[-500:]}")
+    digests = cmd.run([docker, "inspect", "--format", "{{json .RepoDigests}}", tag], what="docker inspect", check=False)
+    return digest_ref(tag, digests.stdout)
+
+
+def digest_ref(tag: str, repo_digests_json: str) -> str:
+    """``repository@sha256:...`` of ``tag`` from `docker inspect`'s RepoDigests (JSON)."""
+    import json
+
+    repository = tag.rsplit(":", 1)[0] if ":" in tag.rsplit("/", 1)[-1] else tag
+    try:
+        found = json.loads(repo_digests_json or "[]")
+    except ValueError:
+        found = []
+    for item in found if isinstance(found, list) else []:
+        if isinstance(item, str) and item.startswith(f"{repository}@sha256:"):
+            return item
+    raise KubernetesError(f"docker reports no pushed digest for {tag}: refusing to deploy a movable tag")
 
 
 # --- the API server, as the kubeconfig context describes it ----------------------------------------
