@@ -62,7 +62,7 @@ class Dataset:
 
 
 def load_data() -> Dataset:
-    """The training data: SQL when ${{ cookiecutter.model_slug.upper() }}_DATA_URL is set, else the packaged dataset."""
+    """The training data: the SQL query when DATA_URL_ENV is set, else the dataset packaged with scikit-learn."""
     url = os.environ.get(DATA_URL_ENV)
     if url:
 {%- if regression %}

@@ -41,7 +41,7 @@ class Dataset:
 
 
 def load_data() -> Dataset:
-    """The training data: SQL when $IRIS_CLASSIFIER_DATA_URL is set, else the packaged dataset."""
+    """The training data: the SQL query when DATA_URL_ENV is set, else the dataset packaged with scikit-learn."""
     url = os.environ.get(DATA_URL_ENV)
     if url:
         return Dataset(*load_sql(url, QUERY, FEATURES, n_classes=len(CLASS_NAMES)))

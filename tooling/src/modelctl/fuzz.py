@@ -438,7 +438,8 @@ def run_coverage(url: str, result: FuzzResult, timeout: float = 600) -> None:
         report = Path(tmp) / "schemathesis.json"
         argv = [sys.executable, "-m", "schemathesis.cli", "run", document, "--checks", "all", "--phases", "coverage"]
         argv += ["--workers", "1", "--report", "json", "--report-json-path", str(report)]
-        completed = cmd.run(argv, what="schemathesis", check=False, timeout=timeout)
+        # From the temporary folder: schemathesis keeps a cache folder (.schemathesis/) where it runs.
+        completed = cmd.run(argv, what="schemathesis", check=False, timeout=timeout, cwd=Path(tmp))
         reproduce = " ".join(shlex.quote(a) for a in ["schemathesis", *argv[3:9]])
         if not report.is_file():
             result.fail(Failure("schemathesis coverage", None, f"no report: {cmd.tail_of(completed.output)}", ""))
