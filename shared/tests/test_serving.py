@@ -156,3 +156,12 @@ def test_values_repeated_in_error_bodies_are_cut_short(client: TestClient) -> No
     response = client.post("/predict", content=b"{}", headers={"content-type": "application/x-" + "a" * 10_000})
     assert response.status_code == 415 and len(response.content) < 300
     assert len(response.json()["detail"]["content_type"]) == 100
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"), [("iris_classifier", "IrisClassifier"), ("fraud_v2", "FraudV2"), ("x", "X")]
+)
+def test_service_class_is_the_templates_name(name: str, expected: str) -> None:
+    from modelkit import service_class
+
+    assert service_class(name) == expected

@@ -12,6 +12,11 @@ import train
 MIN_R2 = 0.3
 
 
+def test_targets_are_finite_and_positive() -> None:
+    target = train.load_data().target
+    assert np.isfinite(target).all() and target.min() > 0
+
+
 def test_training_reaches_the_minimum_metric(trained: tuple[str, dict[str, float]]) -> None:
     _, metrics = trained
     assert metrics["r2"] >= MIN_R2, metrics

@@ -9,7 +9,15 @@ from modelkit.config import ENVIRONMENTS, FRAMEWORKS, SCHEMA_VERSION, TARGETS, T
 from modelkit.errors import MAX_ERROR_BYTES, ErrorBodies
 from modelkit.loader import ConfigError, ConfigProblem, load_config, parse_config
 from modelkit.logs import configure_logging
-from modelkit.serving import RequestLimits, api_options, error_body, freeze_gc, model_ref, service_options
+from modelkit.serving import (
+    RequestLimits,
+    api_options,
+    error_body,
+    freeze_gc,
+    model_ref,
+    service_class,
+    service_options,
+)
 
 __all__ = [
     "ENVIRONMENTS",
@@ -30,5 +38,6 @@ __all__ = [
     "load_config",
     "model_ref",
     "parse_config",
+    "service_class",
     "service_options",
 ]

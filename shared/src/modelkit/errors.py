@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
@@ -270,7 +270,7 @@ def _rewrite_document(status: int, body: bytes) -> bytes:  # noqa: ARG001 - same
 class _Rewriting:
     """A ``send`` that buffers a JSON response it should rewrite, then sends the rewritten body."""
 
-    def __init__(self, send: Send, rewrite: Any, statuses: tuple[int, ...] | None) -> None:
+    def __init__(self, send: Send, rewrite: Callable[[int, bytes], bytes], statuses: tuple[int, ...] | None) -> None:
         self.send = send
         self.rewrite = rewrite
         self.statuses = statuses

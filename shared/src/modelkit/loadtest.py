@@ -12,15 +12,18 @@ is 200 and a JSON list of one prediction per row. Needs ``locust`` (the model's 
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from locust import FastHttpUser, constant, task
 
-from modelkit.samples import RequestMaker, numeric_bounds, read_sample
+from modelkit.loader import load_config
+from modelkit.samples import SAMPLE_FILE, RequestMaker, numeric_bounds, read_sample
 
 MAX_ROWS_PER_REQUEST = 4
 
@@ -31,19 +34,18 @@ def model_dir() -> Path:
 
 @cache
 def request_maker(folder: Path) -> RequestMaker:
-    """Rows from ``sample_request.json``; numeric bounds from the service's request schema.
+    """Rows from the model's load-test payload (``loadtest.payload``, sample_request.json by default);
+    numeric bounds from the service's request schema.
 
     The schema is read from ``api_schema.Features`` when the model folder is importable, so the
     load test never sends what the service refuses; without it the sample's values are only jittered.
     """
-    rows = read_sample(folder)["instances"]
+    payload = load_config(folder / "config.yaml").loadtest.payload if (folder / "config.yaml").is_file() else None
+    rows = read_sample(folder, payload or SAMPLE_FILE)["instances"]
     bounds: dict[str, Any] = {}
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
     try:
-        import importlib
-        import sys
-
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
         schema = importlib.import_module("api_schema")
         bounds = numeric_bounds(schema.Features.model_json_schema())
     except (ImportError, AttributeError):

@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field
 
 from modelkit.errors import ErrorBodies, quiet_client_errors
 from modelkit.loader import load_config
-from modelkit.serving import RequestLimits, api_options, freeze_gc, model_ref, service_options
+from modelkit.serving import RequestLimits, api_options, freeze_gc, model_ref, service_class, service_options
 
 
 class ModelIO(Protocol):
@@ -64,11 +64,6 @@ def feature_matrix(rows: Sequence[BaseModel], names: Sequence[str]) -> np.ndarra
     """Request rows -> a float64 array of shape (n_rows, len(names)), columns in ``names`` order."""
     values = _getter(tuple(names))
     return np.array([values(row) for row in rows], dtype=np.float64).reshape(len(rows), -1)
-
-
-def class_name(model_name: str) -> str:
-    """``iris_classifier`` -> ``IrisClassifier`` (the template's service name)."""
-    return model_name.title().replace("_", "")
 
 
 def build_service(
@@ -135,7 +130,7 @@ def build_service(
         "predict": bentoml.api(route="/predict", **api_options(config))(predict),
         "metadata": bentoml.api(route="/metadata")(metadata),
     }
-    inner = type(name or class_name(config.name), (), namespace)
+    inner = type(name or service_class(config.name), (), namespace)
     service: bentoml.Service[Any] = bentoml.service(**service_options(config))(inner)
     # Outermost first: the guards answer before anything is parsed; ErrorBodies sees BentoML's errors.
     service.add_asgi_middleware(RequestLimits, max_bytes=config.serving.max_request_bytes)

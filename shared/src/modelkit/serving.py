@@ -39,6 +39,12 @@ def service_options(config: ModelConfig) -> dict[str, Any]:
     return options
 
 
+def service_class(model_name: str) -> str:
+    """The name of a model's service in its service.py (``bentoml serve service:<name>``), as the template
+    derives it: ``iris_classifier`` -> ``IrisClassifier``."""
+    return model_name.title().replace("_", "")
+
+
 def resources(config: ModelConfig) -> dict[str, Any]:
     res = config.deploy.resources
     out: dict[str, Any] = {"cpu": res.cpu, "memory": res.memory}

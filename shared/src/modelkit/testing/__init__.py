@@ -125,9 +125,9 @@ def client(trained: tuple[str, dict[str, float]], service: Any) -> Iterator[Any]
 
 
 @pytest.fixture(scope="session")
-def sample(model_dir: Path) -> dict[str, Any]:
-    """The model's ``sample_request.json``."""
-    return read_sample(model_dir)
+def sample(model_dir: Path, model_config: ModelConfig) -> dict[str, Any]:
+    """The model's example request (``loadtest.payload``: sample_request.json by default)."""
+    return read_sample(model_dir, model_config.loadtest.payload)
 
 
 @pytest.fixture(scope="session")
