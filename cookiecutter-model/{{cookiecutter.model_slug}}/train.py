@@ -113,10 +113,11 @@ def fit(model: Any, train: Dataset) -> Any:
     model.target_mean.copy_(y.mean())
     model.target_scale.copy_(y.std().clamp_min(1e-6))
     standardised = (y - model.target_mean) / model.target_scale
-    optimiser = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=1e-3)
+    # A slow learning rate: 331 rows overfit quickly (lr 0.01 for 200 epochs scored r2 0.08 on the holdout).
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.001, weight_decay=1e-3)
     loss_fn = torch.nn.MSELoss()
     model.train()
-    for _ in range(200):
+    for _ in range(300):
         optimiser.zero_grad()
         loss = loss_fn(model(x), standardised)
         loss.backward()
