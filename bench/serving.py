@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import re
 import shutil
 import signal
 import socket
@@ -75,10 +76,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def train(model_dir: Path, forest: int) -> str:
     code = (
         "import sys; sys.path.insert(0, '.');"
-        "import train, model_io;"
+        "import train, model_io, api_schema;"
         f"forest = {forest};"
         "data = train.load_data(); tr, ho = train.split(data);"
-        "from sklearn.ensemble import RandomForestClassifier as RF;"
+        "from sklearn import ensemble as e;"
+        "RF = e.RandomForestClassifier if hasattr(api_schema, 'CLASS_NAMES') else e.RandomForestRegressor;"
         "m = train.fit(RF(n_estimators=forest, random_state=0, n_jobs=1) if forest else train.build_model(), tr);"
         "print(model_io.save(m, train.evaluate(m, ho), {'framework': 'bench', 'git_commit': 'bench'}))"
     )
@@ -86,13 +88,17 @@ def train(model_dir: Path, forest: int) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+def service_name(path: Path) -> str:
+    """The service's name in service.py: `Name = build_service(...)` (modelkit) or `class Name:`."""
+    for line in path.read_text().splitlines():
+        if match := re.match(r"^(\w+) = build_service\(", line) or re.match(r"^class (\w+)\b", line):
+            return match.group(1)
+    raise SystemExit(f"no service found in {path}")
+
+
 def start(server: str, model_dir: Path, tag: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     if server == "bentoml":
-        service = next(
-            line.split()[1].rstrip(":")
-            for line in (model_dir / "service.py").read_text().splitlines()
-            if line.startswith("class ")
-        )
+        service = service_name(model_dir / "service.py")
         cmd = [
             sys.executable,
             "-m",

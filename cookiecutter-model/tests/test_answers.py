@@ -148,7 +148,7 @@ def test_interactive_answers_are_literal_too(tmp_path: Path) -> None:
 def test_the_templates_own_expressions_still_render(models: Path) -> None:
     project = bake(models, model_name="Fraud-Score Model", framework="lightgbm")
     assert project.name == "fraud_score_model"
-    assert "class FraudScoreModel:" in (project / "service.py").read_text()
+    assert "FraudScoreModel = build_service(" in (project / "service.py").read_text()
     assert "iris" not in (project / "train.py").read_text().lower()  # __dataset: wine for lightgbm
 
 
@@ -170,7 +170,7 @@ def test_a_templated_sub_folder_name_still_renders(tmp_path: Path) -> None:
 def test_slug_is_derived_from_the_name_and_may_be_given(models: Path) -> None:
     project = bake(models, model_name="Fraud-Score Model")
     assert project.name == "fraud_score_model"
-    assert "class FraudScoreModel:" in (project / "service.py").read_text()
+    assert "FraudScoreModel = build_service(" in (project / "service.py").read_text()
     assert bake(models, model_name="Anything", model_slug="fraud_v2").name == "fraud_v2"
 
 

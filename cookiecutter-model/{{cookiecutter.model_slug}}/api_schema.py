@@ -1,3 +1,4 @@
+{%- set dataset = "diabetes" if cookiecutter.task == "regression" else cookiecutter.__dataset -%}
 """The API contract of {{ cookiecutter.model_slug }}: what a request row is and what a prediction is.
 
 `train.py` reads feature names from here too, so training and serving can never disagree
@@ -10,7 +11,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-{% if cookiecutter.__dataset == "iris" -%}
+{% if dataset == "iris" -%}
 CLASS_NAMES = ("setosa", "versicolor", "virginica")
 
 # strict: "5.1" (a string) is refused, not coerced; NaN and Infinity are refused.
@@ -26,7 +27,7 @@ class Features(BaseModel):
     sepal_width: Centimetres
     petal_length: Centimetres
     petal_width: Centimetres
-{%- else -%}
+{%- elif dataset == "wine" -%}
 CLASS_NAMES = ("class_0", "class_1", "class_2")
 
 # strict: "13.2" (a string) is refused, not coerced; NaN and Infinity are refused.
@@ -51,25 +52,42 @@ class Features(BaseModel):
     hue: Measure
     od280_od315_of_diluted_wines: Measure
     proline: Measure
+{%- else -%}
+# strict: "59" (a string) is refused, not coerced; NaN and Infinity are refused.
+Measure = Annotated[float, Field(strict=True, ge=0, le=1000, allow_inf_nan=False)]
+
+
+class Features(BaseModel):
+    """One patient at baseline (scikit-learn's diabetes data set, unscaled)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    age: Annotated[Measure, Field(description="years")]
+    sex: Annotated[Measure, Field(description="1 or 2")]
+    bmi: Annotated[Measure, Field(description="body mass index")]
+    bp: Annotated[Measure, Field(description="average blood pressure")]
+    s1: Annotated[Measure, Field(description="tc, total serum cholesterol")]
+    s2: Annotated[Measure, Field(description="ldl, low-density lipoproteins")]
+    s3: Annotated[Measure, Field(description="hdl, high-density lipoproteins")]
+    s4: Annotated[Measure, Field(description="tch, total cholesterol / HDL")]
+    s5: Annotated[Measure, Field(description="ltg, log of serum triglycerides")]
+    s6: Annotated[Measure, Field(description="glu, blood sugar level")]
 {%- endif %}
 
 
 FEATURES: tuple[str, ...] = tuple(Features.model_fields)
 
 
+{% if cookiecutter.task == "regression" -%}
+class Prediction(BaseModel):
+    """The prediction for one row, in request order."""
+
+    value: float = Field(description="the predicted disease progression one year after baseline")
+{%- else -%}
 class Prediction(BaseModel):
     """The prediction for one row, in request order."""
 
     label: str = Field(description="the most likely class")
     class_id: int = Field(description="index of `label` in the model's classes")
     probabilities: dict[str, float] = Field(description="probability of every class; sums to 1")
-
-
-class ModelInfo(BaseModel):
-    """What is serving: the model version and how it scored when trained."""
-
-    model: str
-    framework: str
-    classes: list[str]
-    features: list[str]
-    metrics: dict[str, float]
+{%- endif %}

@@ -102,3 +102,66 @@ def test_api_options_from_batching() -> None:
     assert api_options(parse_config(MINIMAL)) == {}
     enabled = parse_config(MINIMAL + "serving: {batching: {enabled: true, max_batch_size: 32, max_latency_ms: 500}}\n")
     assert api_options(enabled) == {"batchable": True, "max_batch_size": 32, "max_latency_ms": 500}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("content-type", "application/x-www-form-urlencoded"), ("content-type", "application/json")],
+        [("content-type", "application/json"), ("content-type", "application/json")],
+        [("Content-Type", "application/json"), ("content-TYPE", "text/plain")],
+    ],
+)
+def test_repeated_content_type_is_400(client: TestClient, headers: list[tuple[str, str]]) -> None:
+    response = client.post("/predict", content=b"{}", headers=headers)
+    assert response.status_code == 400
+    assert response.json()["detail"] == [
+        {"loc": ["header", "content-type"], "msg": "header sent more than once", "type": "duplicate_header", "count": 1}
+    ]
+
+
+async def call(app: RequestLimits, headers: list[tuple[bytes, bytes]], method: str = "POST") -> tuple[int, bytes]:
+    """One request straight through the ASGI interface: HTTP clients merge or refuse repeated Content-Length."""
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": "/predict", "headers": headers}
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    status = sent[0]["status"]
+    assert isinstance(status, int)
+    return status, b"".join(m.get("body", b"") for m in sent[1:])  # type: ignore[misc]
+
+
+async def reached(scope: object, receive: object, send: object) -> None:
+    raise AssertionError("a refused request reached the app")
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_repeated_content_length_is_400_before_the_app(method: str) -> None:
+    import asyncio
+
+    app = RequestLimits(reached, max_bytes=LIMIT)  # type: ignore[arg-type]
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"2"), (b"content-length", b"2")]
+    status, body = asyncio.run(call(app, headers, method))
+    assert status == 400
+    assert b'"loc":["header","content-length"]' in body
+
+
+def test_values_repeated_in_error_bodies_are_cut_short(client: TestClient) -> None:
+    response = client.post("/predict", content=b"{}", headers={"content-type": "application/x-" + "a" * 10_000})
+    assert response.status_code == 415 and len(response.content) < 300
+    assert len(response.json()["detail"]["content_type"]) == 100
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"), [("iris_classifier", "IrisClassifier"), ("fraud_v2", "FraudV2"), ("x", "X")]
+)
+def test_service_class_is_the_templates_name(name: str, expected: str) -> None:
+    from modelkit import service_class
+
+    assert service_class(name) == expected

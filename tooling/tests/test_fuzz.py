@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
-from modelctl.fuzz import FuzzResult, check, curl, hostile_cases, run_hostile
+import pytest
+
+from modelctl.fuzz import FuzzResult, check, curl, fuzz, hostile_cases, run_hostile, run_schemathesis
+from modelkit.errors import ERROR_SCHEMAS, MAX_ERROR_BYTES, bad_request
 from tests.stand_ins import http_stand_in
 
 SAMPLE = {"instances": [{"a": 1.0, "b": 2.0}]}
@@ -16,6 +27,8 @@ def test_check() -> None:
     assert "server error 500" in check(500, b"boom")
     assert "non-JSON body" in check(400, b"<html>")
     assert "without the documented error body" in check(415, b'[{"error": "x"}]')
+    big = json.dumps({"error": "x", "detail": ["y" * 100] * 100}).encode()
+    assert f"{len(big)} bytes (limit {MAX_ERROR_BYTES})" in check(400, big)
 
 
 def test_hostile_cases_cover_the_issue_list() -> None:
@@ -32,12 +45,23 @@ def test_hostile_cases_cover_the_issue_list() -> None:
         "unicode",
         "extra top-level field",
         "missing field",
+        "20 unknown keys",
+        "two Content-Type headers",
+        "two Content-Length headers",
     ):
         assert expected in names
     oversized = next(c for c in hostile_cases(SAMPLE, 1024, 10) if c.name == "oversized body")
     assert len(oversized.body) > 1024
     nan = next(c for c in hostile_cases(SAMPLE, 1024, 10) if c.name == "NaN value")
     assert b"NaN" in nan.body
+
+
+def test_the_amplification_case_fills_max_rows_within_the_body_limit() -> None:
+    case = next(c for c in hostile_cases(SAMPLE, 1_048_576, 1000) if "unknown keys" in c.name)
+    rows = json.loads(case.body)["instances"]
+    assert len(rows) == 1000 and len(rows[0]) == 22 and len(case.body) <= 1_048_576
+    small = next(c for c in hostile_cases(SAMPLE, 10_000, 1000) if "unknown keys" in c.name)
+    assert len(small.body) <= 10_000
 
 
 def test_a_500_is_a_failure_with_a_reproducible_curl() -> None:
@@ -50,16 +74,223 @@ def test_a_500_is_a_failure_with_a_reproducible_curl() -> None:
     assert first.curl.startswith("curl -sS -X POST") and f"{server.url}/predict" in first.curl
 
 
-def test_clean_server_passes() -> None:
-    result = FuzzResult()
-    with http_stand_in([], default=200) as server:
-        run_hostile(server.url, hostile_cases(SAMPLE, 1024, 10), result)
-    assert result.passed and result.by_status == {"200": result.cases}
-
-
 def test_curl_quotes_bodies() -> None:
     command = curl("POST", "http://127.0.0.1:1/p", {"content-type": "application/json"}, json.dumps(SAMPLE).encode())
     assert command == (
         "curl -sS -X POST -H 'content-type: application/json' --data-binary "
         '\'{"instances": [{"a": 1.0, "b": 2.0}]}\' http://127.0.0.1:1/p'
     )
+
+
+def test_curl_repeats_repeated_headers() -> None:
+    command = curl("POST", "http://h/p", [("content-type", "a/b"), ("content-type", "c/d")], b"x")
+    assert "-H 'content-type: a/b' -H 'content-type: c/d'" in command
+
+
+# --- a stand-in model server that keeps (or breaks) the contract ---------------------------------
+
+ROW = {
+    "type": "object",
+    "required": ["a", "b"],
+    "additionalProperties": False,
+    "properties": {"a": {"type": "number", "minimum": 0, "maximum": 10}, "b": {"type": "number"}},
+}
+MAX_ROWS, MAX_BYTES = 10, 4096
+
+
+def document(detail_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    def error(name: str) -> dict[str, Any]:
+        return {
+            "description": name,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
+        }
+
+    schemas = json.loads(json.dumps(ERROR_SCHEMAS))
+    if detail_schema is not None:  # what BentoML documented: "detail" is a string
+        schemas["BadRequest"]["properties"]["detail"] = detail_schema
+    request = {
+        "type": "object",
+        "required": ["instances"],
+        "additionalProperties": False,
+        "properties": {"instances": {"type": "array", "minItems": 1, "maxItems": MAX_ROWS, "items": ROW}},
+    }
+    answer = {
+        "type": "array",
+        "items": {"type": "object", "required": ["value"], "properties": {"value": {"type": "number"}}},
+    }
+    return {
+        "openapi": "3.0.2",
+        "info": {"title": "toy", "version": "1"},
+        "paths": {
+            "/predict": {
+                "post": {
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
+                    "responses": {
+                        "200": {"description": "ok", "content": {"application/json": {"schema": answer}}},
+                        "400": error("BadRequest"),
+                        "413": error("PayloadTooLarge"),
+                        "415": error("UnsupportedMediaType"),
+                    },
+                }
+            }
+        },
+        "components": {"schemas": schemas},
+    }
+
+
+@dataclass
+class Behaviour:
+    """How the stand-in breaks the contract (all False: it keeps it)."""
+
+    amplify: bool = False  # every error listed, and logged with the request
+    header_blind: bool = False  # reads the last Content-Type, does not count them
+    detail_documented_as_string: bool = False
+
+
+def validate(body: Any) -> list[dict[str, Any]]:
+    if not isinstance(body, dict) or set(body) - {"instances"} or not isinstance(body.get("instances"), list):
+        return [{"loc": [], "msg": "an object with instances", "type": "model_type"}]
+    rows = body["instances"]
+    errors = [] if 1 <= len(rows) <= MAX_ROWS else [{"loc": ["instances"], "msg": "1..10 rows", "type": "too_long"}]
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            errors.append({"loc": ["instances", index], "msg": "an object", "type": "model_type"})
+            continue
+        for key in set(row) - {"a", "b"}:
+            errors.append({"loc": ["instances", index, key], "msg": "unknown", "type": "extra_forbidden"})
+        for key in ("a", "b"):
+            value = row.get(key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                errors.append({"loc": ["instances", index, key], "msg": "a number", "type": "float_type"})
+            elif key == "a" and not 0 <= value <= 10:
+                errors.append({"loc": ["instances", index, key], "msg": "0..10", "type": "range"})
+    return errors
+
+
+@contextmanager
+def model_stand_in(log: Path, behaviour: Behaviour | None = None) -> Iterator[str]:
+    how = behaviour or Behaviour()
+    spec = json.dumps(document({"type": "string"} if how.detail_documented_as_string else None)).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def answer(self, status: int, body: Any, extra: tuple[tuple[str, str], ...] = ()) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            for key, value in extra:
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path == "/docs.json":
+                self.answer(200, json.loads(spec))
+            elif self.path == "/readyz":
+                self.answer(200, {})
+            else:
+                self.not_allowed()
+
+        def not_allowed(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))  # keep the connection in step
+            self.answer(405, {"error": "Method Not Allowed"}, (("allow", "POST"),))
+
+        do_PUT = do_DELETE = do_PATCH = do_TRACE = do_OPTIONS = do_QUERY = not_allowed  # noqa: N815
+
+        def do_POST(self) -> None:  # noqa: N802
+            length_headers = self.headers.get_all("content-length") or []
+            types = self.headers.get_all("content-type") or []
+            raw = self.rfile.read(int(length_headers[0])) if length_headers else b""
+            if not how.header_blind and (len(types) > 1 or len(length_headers) > 1):
+                errors = [{"loc": ["header", "content-type"], "msg": "repeated", "type": "duplicate_header"}]
+                return self.answer(400, bad_request(errors))
+            content_type = (types[-1] if types else "application/json").split(";")[0].strip()
+            if content_type != "application/json":
+                return self.answer(415, {"error": "x", "detail": {"content_type": content_type[:100], "expected": "j"}})
+            if len(raw) > MAX_BYTES:
+                return self.answer(
+                    413, {"error": "too large", "detail": {"bytes": str(len(raw)), "max_bytes": MAX_BYTES}}
+                )
+            try:
+                body = json.loads(raw or b"{}")
+                errors = validate(body)
+            except (ValueError, RecursionError):
+                errors = [{"loc": [], "msg": "invalid JSON", "type": "json_invalid"}]
+            if not errors:
+                return self.answer(200, [{"value": row["a"] + row["b"]} for row in body["instances"]])
+            with log.open("a") as handle:
+                handle.write(f"bad request: {len(errors)} errors\n")
+                if how.amplify:
+                    handle.write(f"Traceback ...\n{raw.decode(errors='replace')}\n{errors}\n")
+            answer = (
+                {"error": "invalid", "detail": errors, "count": len(errors)} if how.amplify else bad_request(errors)
+            )
+            return self.answer(400, answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+SAMPLE_AB = {"instances": [{"a": 1.0, "b": 2.0}]}
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    path = tmp_path / "server.log"
+    path.write_text("")
+    return path
+
+
+def outcome(result: FuzzResult, name: str) -> Any:
+    return next(o for o in result.outcomes if o.case == name)
+
+
+def test_a_server_that_keeps_the_contract_passes_every_check(log: Path) -> None:
+    with model_stand_in(log) as url:
+        result = fuzz(url, SAMPLE_AB, MAX_BYTES, MAX_ROWS, examples=15, server_pids=[], server_log=log)
+    assert result.passed, result.problems()
+    assert result.server_errors == 0 and result.conformance_checks > 30
+    assert 0 < result.largest_error_bytes <= MAX_ERROR_BYTES
+    assert result.log_bytes_per_bad_request is not None and result.log_bytes_per_bad_request < 100
+    many = outcome(result, "many rows with 20 unknown keys each")
+    assert (many.status, many.log_bytes) == (400, len("bad request: 200 errors\n"))
+    assert outcome(result, "two Content-Length headers").status == 400
+
+
+def test_error_amplification_fails_on_size_and_log_growth(log: Path) -> None:
+    result = FuzzResult()
+    with model_stand_in(log, Behaviour(amplify=True)) as url:
+        run_hostile(url, hostile_cases(SAMPLE_AB, MAX_BYTES, MAX_ROWS), result, server_log=log)
+    many = [f.problem for f in result.failures if f.case.startswith("many rows")]
+    assert any("400 body of" in p for p in many) and any("the server log grew" in p for p in many), many
+    assert not result.passed
+
+
+def test_a_server_blind_to_repeated_headers_fails(log: Path) -> None:
+    result = FuzzResult()
+    with model_stand_in(log, Behaviour(header_blind=True)) as url:
+        run_hostile(url, hostile_cases(SAMPLE_AB, MAX_BYTES, MAX_ROWS), result)
+    failed = {f.case for f in result.failures}
+    assert "two Content-Type headers: JSON, then form" in failed  # the last one (form) won: 415, not 400
+    assert outcome(result, "two Content-Type headers: JSON, then form").status == 415
+
+
+def test_error_bodies_that_differ_from_the_document_fail_the_conformance_checks(log: Path) -> None:
+    result = FuzzResult()
+    with model_stand_in(log, Behaviour(detail_documented_as_string=True)) as url:
+        run_schemathesis(url, 15, result, seed=1)
+    conformance = [f for f in result.failures if "Response violates schema" in f.problem]
+    assert conformance and all(f.status == 400 for f in conformance)
+    assert conformance[0].curl.startswith("curl")

@@ -6,18 +6,12 @@ Kept free of a bentoml import so that `modelctl` and tests can use it without a 
 from __future__ import annotations
 
 import gc
-import json
-from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from modelkit.asgi import ASGIApp, Message, Receive, Scope, Send, send_json
 from modelkit.config import ModelConfig
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from modelkit.errors import bad_request
 
 # Probe and metrics routes are never traced and never counted against max_concurrency.
 INFRA_PATHS = ("/healthz", "/readyz", "/livez", "/metrics")
@@ -45,6 +39,12 @@ def service_options(config: ModelConfig) -> dict[str, Any]:
     return options
 
 
+def service_class(model_name: str) -> str:
+    """The name of a model's service in its service.py (``bentoml serve service:<name>``), as the template
+    derives it: ``iris_classifier`` -> ``IrisClassifier``."""
+    return model_name.title().replace("_", "")
+
+
 def resources(config: ModelConfig) -> dict[str, Any]:
     res = config.deploy.resources
     out: dict[str, Any] = {"cpu": res.cpu, "memory": res.memory}
@@ -66,34 +66,21 @@ def api_options(config: ModelConfig) -> dict[str, Any]:
 
 
 def error_body(message: str, detail: Any = None) -> dict[str, Any]:
-    """The error body every model service returns: ``{"error": str, "detail": ...}``.
-
-    BentoML's own 400 (validation) responses use the same two keys.
-    """
+    """An error body: ``{"error": str, "detail": ...}`` (the shapes are documented in modelkit.errors)."""
     body: dict[str, Any] = {"error": message}
     if detail is not None:
         body["detail"] = detail
     return body
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+# Headers a request may carry once: with two Content-Type headers this guard read the last and
+# Starlette (so BentoML) the first, so form data slipped past the 415 (issue 15).
+_SINGLE = (b"content-type", b"content-length")
+_MAX_ECHO = 100  # characters of a header value repeated in an error body
 
 
 class RequestLimits:
-    """ASGI middleware: refuse bodies over ``max_bytes`` (413) and non-JSON bodies (415).
+    """ASGI middleware: refuse repeated headers (400), non-JSON bodies (415), bodies over ``max_bytes`` (413).
 
     BentoML reads the whole body before validation and has no size limit (an 84 MB body
     was parsed for 9 s here), so the limit is enforced while the body streams in: the
@@ -106,27 +93,49 @@ class RequestLimits:
         self.json_only = json_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") not in {"POST", "PUT", "PATCH"}:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if self.json_only and not _is_json(headers.get("content-type")):
-            await _send_json(
+        content_type: str | None = None
+        declared: str | None = None
+        repeated: list[str] = []
+        for raw_key, raw_value in scope["headers"]:
+            key = raw_key.lower()
+            if key not in _SINGLE:
+                continue
+            value = raw_value.decode("latin-1")
+            if key == b"content-type":
+                if content_type is not None:
+                    repeated.append("content-type")
+                content_type = value
+            else:
+                if declared is not None:
+                    repeated.append("content-length")
+                declared = value
+        if repeated:
+            errors = [
+                {"loc": ["header", name], "msg": "header sent more than once", "type": "duplicate_header"}
+                for name in repeated
+            ]
+            await send_json(send, 400, bad_request(errors, "invalid request headers"))
+            return
+        if scope.get("method") not in {"POST", "PUT", "PATCH"}:
+            await self.app(scope, receive, send)
+            return
+        if self.json_only and not _is_json(content_type):
+            shown = None if content_type is None else content_type[:_MAX_ECHO]
+            await send_json(
                 send,
                 415,
-                error_body(
-                    "unsupported content type",
-                    {"content_type": headers.get("content-type"), "expected": "application/json"},
-                ),
+                error_body("unsupported content type", {"content_type": shown, "expected": "application/json"}),
             )
             return
-        declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _send_json(send, 413, self._too_large(declared))
+            await send_json(send, 413, self._too_large(declared[:32]))
             return
         await self._guarded(scope, receive, send)
 
-    def _too_large(self, size: str | int) -> dict[str, Any]:
+    def _too_large(self, size: str) -> dict[str, Any]:
         return error_body("request body too large", {"bytes": size, "max_bytes": self.max_bytes})
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -151,11 +160,11 @@ class RequestLimits:
                 return
             if message["type"] == "http.response.start" and not state["started"]:
                 state["started"] = True
-                await _send_json(send, 413, self._too_large(f">{self.max_bytes}"))
+                await send_json(send, 413, self._too_large(f">{self.max_bytes}"))
 
         await self.app(scope, counted_receive, guarded_send)
         if state["too_large"] and not state["started"]:
-            await _send_json(send, 413, self._too_large(f">{self.max_bytes}"))
+            await send_json(send, 413, self._too_large(f">{self.max_bytes}"))
 
 
 def _is_json(content_type: str | None) -> bool:
