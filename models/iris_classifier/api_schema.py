@@ -36,13 +36,3 @@ class Prediction(BaseModel):
     label: str = Field(description="the most likely class")
     class_id: int = Field(description="index of `label` in the model's classes")
     probabilities: dict[str, float] = Field(description="probability of every class; sums to 1")
-
-
-class ModelInfo(BaseModel):
-    """What is serving: the model version and how it scored when trained."""
-
-    model: str
-    framework: str
-    classes: list[str]
-    features: list[str]
-    metrics: dict[str, float]

@@ -1,7 +1,7 @@
 """How sklearn models are saved to, loaded from and predicted with in the BentoML store.
 
 The one file that changes when the framework changes; `train.py` and `service.py` only call
-`save`, `load` and `predict_proba`.
+`save`, `load` and `predict`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,6 @@ def load(stored: bentoml.Model) -> Any:
     return bentoml.sklearn.load_model(stored)
 
 
-def predict_proba(model: Any, rows: np.ndarray) -> np.ndarray:
+def predict(model: Any, rows: np.ndarray) -> np.ndarray:
     """Class probabilities, shape (n_rows, n_classes), for a float array of shape (n_rows, n_features)."""
     return np.asarray(model.predict_proba(rows))

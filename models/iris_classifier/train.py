@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from sklearn.preprocessing import StandardScaler
 
 import model_io
 from api_schema import CLASS_NAMES, FEATURES
+from modelkit.training import git_commit, load_sql
 
 SEED = 42
 HOLDOUT = 0.25
@@ -41,36 +41,12 @@ class Dataset:
 
 
 def load_data() -> Dataset:
-    """The training data: SQL when $IRIS_CLASSIFIER_DATA_URL is set, else the packaged dataset."""
+    """The training data: the SQL query when DATA_URL_ENV is set, else the dataset packaged with scikit-learn."""
     url = os.environ.get(DATA_URL_ENV)
     if url:
-        return load_sql(url)
+        return Dataset(*load_sql(url, QUERY, FEATURES, n_classes=len(CLASS_NAMES)))
     features, target = load_iris(return_X_y=True)
     return Dataset(np.asarray(features, dtype=np.float64), np.asarray(target, dtype=np.int64))
-
-
-def load_sql(url: str, query: Path = QUERY) -> Dataset:
-    """Rows of ``query`` at ``url``: a column per feature (api_schema.FEATURES) and `target`."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(text(query.read_text(encoding="utf-8"))).mappings().all()
-    finally:
-        engine.dispose()
-    if not rows:
-        raise ValueError(f"{query.name} returned no rows from {url}")
-    missing = [column for column in (*FEATURES, "target") if column not in rows[0]]
-    if missing:
-        raise ValueError(f"{query.name} must return columns {[*FEATURES, 'target']}; missing {missing}")
-    features = np.array([[row[f] for f in FEATURES] for row in rows], dtype=np.float64)
-    target = np.array([row["target"] for row in rows], dtype=np.int64)
-    if not np.isfinite(features).all():
-        raise ValueError(f"{query.name} returned NaN or infinite feature values")
-    if not set(target.tolist()) <= set(range(len(CLASS_NAMES))):
-        raise ValueError(f"{query.name} returned targets outside 0..{len(CLASS_NAMES) - 1}")
-    return Dataset(features, target)
 
 
 def split(data: Dataset, seed: int = SEED) -> tuple[Dataset, Dataset]:
@@ -93,7 +69,7 @@ def fit(model: Any, train: Dataset) -> Any:
 
 def evaluate(model: Any, holdout: Dataset) -> dict[str, float]:
     """Metrics on ``holdout``; `config.yaml` `retrain.metric` names one of these."""
-    probabilities = model_io.predict_proba(model, holdout.features)
+    probabilities = model_io.predict(model, holdout.features)
     predicted = probabilities.argmax(axis=1)
     labels = list(range(len(CLASS_NAMES)))
     return {
@@ -101,17 +77,6 @@ def evaluate(model: Any, holdout: Dataset) -> dict[str, float]:
         "f1_macro": round(float(f1_score(holdout.target, predicted, average="macro")), 6),
         "log_loss": round(float(log_loss(holdout.target, probabilities, labels=labels)), 6),
     }
-
-
-def git_commit() -> str:
-    """The commit being trained (``GIT_COMMIT`` wins, for builds outside a checkout)."""
-    if os.environ.get("GIT_COMMIT"):
-        return os.environ["GIT_COMMIT"]
-    try:
-        result = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return result.stdout.strip()
 
 
 def train(data: Dataset | None = None) -> tuple[str, dict[str, float]]:
