@@ -120,7 +120,11 @@ def latest_bento(repo: Repo, model: str) -> str | None:
     return f"{model}:{newest.name}"
 
 
-_SERVICE_CLASS = re.compile(r"^@bentoml\.service\b.*?^class\s+(\w+)", re.MULTILINE | re.DOTALL)
+# The service a model's service.py defines: `Name = build_service(...)` (the template), or a hand-written
+# `@bentoml.service` class.
+_SERVICE_CLASS = re.compile(
+    r"^(\w+)\s*=\s*build_service\(|^@bentoml\.service\b.*?^class\s+(\w+)", re.MULTILINE | re.DOTALL
+)
 
 
 def folder_target(repo: Repo, model: str) -> str:
@@ -134,8 +138,11 @@ def folder_target(repo: Repo, model: str) -> str:
         ) from exc
     found = _SERVICE_CLASS.search(text)
     if found is None:
-        raise UsageError(f"no @bentoml.service class in {path}; run `modelctl build {model}` or pass --bento")
-    return f"service:{found.group(1)}"
+        raise UsageError(
+            f"no service in {path} (`Name = build_service(...)` or an @bentoml.service class); "
+            f"run `modelctl build {model}` or pass --bento"
+        )
+    return f"service:{found.group(1) or found.group(2)}"
 
 
 def serve_foreground(repo: Repo, model: str, bento: str | None, port: int) -> int:

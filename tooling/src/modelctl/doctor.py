@@ -93,12 +93,18 @@ def _tests(model: ModelFolder, pattern: str, must_mention: str) -> bool | str:
 
 
 class MC003(Check):
-    """a service test exercises the API"""
+    """the model meets the platform's service contract"""
 
-    fix = "keep tests/test_service.py from the template: it posts to /predict through the ASGI app"
+    fix = (
+        'keep `pytest_plugins = ["modelkit.testing"]` in tests/conftest.py (the contract every model meets) and '
+        "tests/test_service.py from the template: it posts to /predict through the ASGI app"
+    )
 
     def check(self, model: ModelFolder) -> bool | str:
-        """the service test is missing or trivial"""
+        """the service contract is not tested"""
+        conftest = model.text("tests/conftest.py") or ""
+        if "modelkit.testing" not in conftest:
+            return "tests/conftest.py does not enable the modelkit.testing contract"
         return _tests(model, "test_service*.py", "/predict")
 
 

@@ -151,6 +151,9 @@ def test_latest_bento_is_the_newest_built(tmp_path: Path, monkeypatch: pytest.Mo
 def test_folder_target_is_the_bentoml_service_class(monorepo: Path) -> None:
     repo = Repo(monorepo)
     assert bentos.folder_target(repo, MODEL) == "service:IrisClassifier"
-    (repo.model_dir(MODEL) / "service.py").write_text("class Helper:\n    pass\n")
-    with pytest.raises(UsageError, match="no @bentoml.service class in .*service.py"):
+    service = repo.model_dir(MODEL) / "service.py"
+    service.write_text("import bentoml\n\n\n@bentoml.service(workers=1)\nclass HandWritten:\n    pass\n")
+    assert bentos.folder_target(repo, MODEL) == "service:HandWritten", "a hand-written service works too"
+    service.write_text("class Helper:\n    pass\n")
+    with pytest.raises(UsageError, match="no service in .*service.py"):
         bentos.folder_target(repo, MODEL)

@@ -353,7 +353,7 @@ def test_a_changed_derived_value_rebakes_the_files_that_read_it(repo: Path, run:
     result = run(repo, "upgrade", "iris_classifier").assert_success()
 
     assert set(re.findall(r"^  update\s+(\S+)", result.out, re.MULTILINE)) == readers
-    assert "class IrisClassifierService" in (repo / "models/iris_classifier/service.py").read_text()
+    assert "IrisClassifierService = build_service(" in (repo / "models/iris_classifier/service.py").read_text()
 
 
 TEAM_FILTER = """\

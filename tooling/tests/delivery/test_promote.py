@@ -64,7 +64,7 @@ def test_a_gate_breach_is_refused_recorded_and_changes_nothing(delivery: Repo, g
     ("file", "code", "why"),
     [
         ("model_io.py", "def load(stored):\n    raise RuntimeError('broken model')", "crashes on start"),
-        ("model_io.py", "def predict_proba(model, rows):\n    raise ValueError('bug')", "answers 500"),
+        ("model_io.py", "def predict(model, rows):\n    raise ValueError('bug')", "answers 500"),
     ],
 )
 def test_a_failing_candidate_never_replaces_what_is_live(

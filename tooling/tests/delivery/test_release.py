@@ -199,14 +199,14 @@ DEGRADE = """
 import time as _time
 
 _first_call = []
-_healthy_predict_proba = predict_proba
+_healthy_predict = predict
 
 
-def predict_proba(model, rows):
+def predict(model, rows):
     _first_call.append(_time.monotonic())
     if _time.monotonic() - _first_call[0] > 4:
         raise RuntimeError("degraded")
-    return _healthy_predict_proba(model, rows)
+    return _healthy_predict(model, rows)
 """
 
 
