@@ -52,7 +52,7 @@ def moto_server(strip_conditions: bool = False) -> Iterator[str]:
 
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # pragma: allowlist secret
     "AWS_DEFAULT_REGION": "us-east-1",
     # Never the machine's AWS config, profiles or instance metadata.
     "AWS_CONFIG_FILE": os.devnull,

@@ -10,7 +10,7 @@ import os
 import re
 
 MASK = "***"
-# scheme://user:password@host  ->  scheme://user:***@host  (SQLAlchemy, S3, HTTP, Redis ... URLs)
+# scheme://user:password@host -> scheme://user:***@host (SQLAlchemy, S3, HTTP ... URLs)  # pragma: allowlist secret
 _URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)(?P<password>[^\s@/]+)(?P<at>@)")
 # Environment variables whose whole value is a secret wherever it appears.
 _SECRET_NAMES = re.compile(r"(TOKEN|SECRET|PASSWORD|API_KEY|WEBHOOK|ACCESS_KEY)", re.IGNORECASE)

@@ -144,7 +144,7 @@ def test_undeploy_without_credentials_fails_clearly() -> None:
 
 def test_undeploy_with_refused_credentials_fails_clearly() -> None:
     with serve(Api({"churn-model-staging": {}})) as server:
-        environ = {**env_for(server.url), "BENTO_CLOUD_API_KEY": "wrong"}
+        environ = {**env_for(server.url), "BENTO_CLOUD_API_KEY": "wrong"}  # pragma: allowlist secret
         with pytest.raises(BentoCloudError, match=r"refused to terminate deployment churn-model-staging \(HTTP 401\)"):
             bentocloud.undeploy("churn-model-staging", environ=environ)
 

@@ -324,7 +324,7 @@ def request_log() -> Iterator[_Records]:
 def test_client_errors_are_logged_in_one_line_without_values(
     client: Any, sample: dict[str, Any], model_config: ModelConfig, request_log: _Records
 ) -> None:
-    secret = "value-that-must-not-be-logged"
+    secret = "value-that-must-not-be-logged"  # pragma: allowlist secret
     field = _numeric_field(sample)
     assert _post(client, _row(sample, **{field: secret})).status_code == 400
     body, _, _ = _many_errors(sample, model_config)
