@@ -170,16 +170,6 @@ def _bakes_to_run() -> list[tuple[str, str]]:
     return [(framework, task) for framework in frameworks for task in tasks]
 
 
-def _declare_task(project: Path, task: str) -> None:
-    """Until cookiecutter-model/config.yaml writes the task answer (branch template-answers), declare it here."""
-    config = project / "config.yaml"
-    if load_config(config).task == task:
-        return
-    text = config.read_text().replace("  metric: accuracy\n", "").replace("  direction: maximize\n", "")
-    config.write_text(text.replace("\nserving:", f"\ntask: {task}\n\nserving:", 1))
-    assert load_config(config).task == task
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("framework", "task"), _bakes_to_run())
 def test_baked_model_passes_its_own_tests_and_fuzzing(monorepo: Path, framework: str, task: str) -> None:
@@ -199,7 +189,7 @@ def test_baked_model_passes_its_own_tests_and_fuzzing(monorepo: Path, framework:
     )
     assert result.returncode == 0, result.stderr
     slug = f"fresh_{framework}_{task}"
-    _declare_task(monorepo / "models" / slug, task)
+    assert load_config(monorepo / "models" / slug / "config.yaml").task == task
     tox = run(
         sys.executable, "-m", "tox", "--workdir", str(monorepo / ".tox"), "run", "-e", f"model-{slug}", cwd=monorepo
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from modelctl import cmd
 from modelctl.delivery import build, train
 from modelctl.main import main
 from modelctl.repo import Repo
@@ -43,7 +44,9 @@ def test_train_then_build_pins_the_model_and_labels_the_bento(delivery: Repo) ->
     # What ships is what the gate runs: the bento's requirements are the environment's exact versions, hashed.
     bento_dir = State.of(delivery).bentoml_home / "bentos" / MODEL / built.bento.split(":")[1]
     shipped = (bento_dir / "env" / "python" / "requirements.txt").read_text()
-    environment = model.run(["-m", "pip", "freeze"], what="pip freeze").stdout
+    from uv import find_uv_bin
+
+    environment = cmd.run([find_uv_bin(), "pip", "freeze", "--python", model.python()], what="uv pip freeze").stdout
     versions = dict(line.lower().split("==", 1) for line in environment.splitlines() if "==" in line)
     pins = [line.split()[0] for line in shipped.splitlines() if "==" in line and not line.startswith(" ")]
     assert len(pins) > 20 and "--hash=sha256:" in shipped and labels["dependency_hashes"] == "true"

@@ -33,7 +33,7 @@ def fuzz(repo: Repo, name: str, url: str | None, bento: str | None, examples: in
         chosen = resolve_bento(model, bento)
         reports = new_report_dir(model)
         with started(model, chosen, reports / "server.log") as candidate:
-            fuzzed = fuzz_served(model, candidate.url, reports, candidate.pids, examples)
+            fuzzed = fuzz_served(model, candidate.url, reports, candidate.pids, examples, reports / "server.log")
     out.print(fuzzed.markdown, markup=False)
     append_step_summary(fuzzed.markdown)
     if not fuzzed.passed:

@@ -102,7 +102,9 @@ def verify(
             if not tested.verdict.passed:
                 raise gate.GateBreachedError("; ".join(tested.verdict.breaches) + f" ({stage.detail})")
         with log.stage("fuzz") as stage:
-            fuzzed = fuzzing.fuzz_served(model, candidate.url, reports, candidate.pids, examples)
+            fuzzed = fuzzing.fuzz_served(
+                model, candidate.url, reports, candidate.pids, examples, server_log=reports / "server.log"
+            )
             if result is not None:
                 result.fuzzed = fuzzed
             stage.detail = fuzzed.one_line()
