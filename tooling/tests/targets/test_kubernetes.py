@@ -53,6 +53,27 @@ def pod_of(manifests: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, s
 # --- manifests ----------------------------------------------------------------------------------
 
 
+def test_an_invalid_manifest_is_caught_by_the_validator(manifests: list[dict[str, Any]]) -> None:
+    broken = dict(manifests[0])
+    broken["spec"] = {**broken["spec"], "replicas": "two"}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.30", strict=True)
+
+
+def test_the_kubernetes_target_requires_an_image_repository() -> None:
+    with pytest.raises(ValueError, match="kubernetes.image_repository must be set"):
+        parse_config(BASE + "deploy: {targets: [kubernetes]}\n")
+
+
+def test_apply_to_an_unknown_context_fails_clearly(manifests: list[dict[str, Any]], tmp_path: Path) -> None:
+    import shutil
+
+    path = kubernetes.write(manifests, tmp_path / "k8s.yaml")
+    expected = "kubectl apply exited" if shutil.which("kubectl") else "kubectl is not installed; the manifests are in"
+    with pytest.raises(KubernetesError, match=expected):
+        kubernetes.apply(path, "no-such-context")
+
+
 @pytest.mark.parametrize("version", ["1.30", "1.33"])
 def test_every_manifest_is_strictly_valid_kubernetes(manifests: list[dict[str, Any]], version: str) -> None:
     assert [m["kind"] for m in manifests] == ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
