@@ -32,7 +32,11 @@ def pipeline(repo: Repo, name: str, env: str, skip_tests: bool, yes: bool) -> in
         out.print(exc.run.log.table())
         raise
     out.print(run.log.table())
-    out.print(f"wall clock: {run.wall_seconds:.1f}s (the tests ran beside training and building)", markup=False)
+    out.print(
+        f"live after {run.live_after:.1f}s; wall clock {run.wall_seconds:.1f}s with the watch (the tests ran beside "
+        "training and building)",
+        markup=False,
+    )
     promotion = run.promotion
     assert promotion is not None and promotion.record is not None and promotion.gate is not None
     url = promotion.record.url

@@ -34,6 +34,7 @@ class PipelineRun:
     env: str
     log: StageLog
     wall_seconds: float = 0.0
+    live_after: float = 0.0  # seconds from the start until the new version was live (the watch runs after)
     promotion: promoting.Promotion | None = None
     trained: training.Trained | None = None
 
@@ -41,7 +42,7 @@ class PipelineRun:
 def pipeline(model: Model, env: str = "staging", skip_tests: bool = False, approved: bool = False) -> PipelineRun:
     log = StageLog(
         f"pipeline {model.name} -> {env}",
-        ["validate", "environment", "test", "train", "build", "load-test gate", "fuzz", f"deploy {env}"],
+        ["validate", "environment", "test", "train", "build", "load-test gate", "fuzz", f"deploy {env}", "watch"],
     )
     run = PipelineRun(model.name, env, log)
     started = time.monotonic()
@@ -54,7 +55,14 @@ def pipeline(model: Model, env: str = "staging", skip_tests: bool = False, appro
             _announce_failure(model, run, exc)
         raise StageFailedError(failed.name if failed else "pipeline", exc, run) from exc
     run.wall_seconds = time.monotonic() - started
+    if run.promotion is not None:
+        run.live_after = run.wall_seconds - _after_live(run)
     return run
+
+
+def _after_live(run: PipelineRun) -> float:
+    watch = next((s for s in run.log.stages if s.name == "watch"), None)
+    return watch.seconds if watch is not None else 0.0
 
 
 def _run(model: Model, env: str, skip_tests: bool, approved: bool, run: PipelineRun) -> None:

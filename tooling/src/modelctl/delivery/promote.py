@@ -7,6 +7,7 @@ is recorded in the ledger as a failed attempt and never changes what is live.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class Promotion:
     fuzzed: fuzzing.Fuzzed | None = None
     record: Record | None = None
     facts: dict[str, str] = field(default_factory=dict)
+    live_seconds: float = 0.0  # from the start of the deploy until the new version was live (before the watch)
 
     @property
     def deployed(self) -> bool:
@@ -53,7 +55,7 @@ def promote(
     facts: dict[str, str] | None = None,
 ) -> Promotion:
     """Gate, fuzz and deploy ``bento``; notify once; raise on any failure (nothing live changes)."""
-    log = stages or StageLog(f"promote {model.name} -> {env}", ["load-test gate", "fuzz", f"deploy {env}"])
+    log = stages or StageLog(f"promote {model.name} -> {env}", ["load-test gate", "fuzz", f"deploy {env}", "watch"])
     release.check_environment(model, env, approved)
     release.choose_target(model, target)
     result = Promotion(model.name, env, bento, facts=dict(facts or {}))
@@ -143,14 +145,27 @@ def _promote(
         State.of(model.repo).ledger.append(refused)
         result.record = refused
         raise
-    with log.stage(f"deploy {env}") as stage:
-        try:
-            record = release.deploy(model, env, bento, target=target, approved=approved, adopt=verified.running)
-        except release.DeployFailedError as exc:
-            result.record = exc.record
-            raise
-        result.record = record
-        stage.detail = f"v{record.version} {record.url or '(rendered)'}"
+    deploy_stage, started, seen = f"deploy {env}", time.monotonic(), release.Observer()
+    try:
+        record = release.deploy(
+            model, env, bento, target=target, approved=approved, adopt=verified.running, observer=seen
+        )
+    except release.WatchBreachedError as exc:
+        live = seen.live_at or time.monotonic()
+        log.record(deploy_stage, live - started, "went live, then breached the watch")
+        log.record("watch", time.monotonic() - live, str(exc).splitlines()[0], status="FAILED")
+        result.record = exc.record
+        raise
+    except release.DeployFailedError as exc:
+        log.record(deploy_stage, time.monotonic() - started, str(exc).splitlines()[0], status="FAILED")
+        log.record("watch", 0.0, "", status="not run")
+        result.record = exc.record
+        raise
+    result.record = record
+    live = seen.live_at or time.monotonic()
+    result.live_seconds = live - started
+    log.record(deploy_stage, live - started, f"v{record.version} {record.url or '(rendered)'}")
+    log.record("watch", time.monotonic() - live, seen.watch_summary)
 
 
 def announce(

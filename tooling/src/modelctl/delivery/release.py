@@ -7,6 +7,8 @@ A failed attempt is recorded and never changes what is live.
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,15 @@ def new_record(model: Model, env: str, target: str, bento: str, outcome: str, ve
     )
 
 
+@dataclass
+class Observer:
+    """What a caller may want to know about a deploy beyond its record: when the new version went live (before
+    the watch), and what the watch concluded."""
+
+    live_at: float | None = None
+    watch_summary: str = "not watched"
+
+
 class WatchBreachedError(GateRefusedError):
     """The new version breached `deploy.watch` after going live and was rolled back (exit 3)."""
 
@@ -103,13 +114,16 @@ def deploy(
     version: int = 0,
     watch: bool = True,
     adopt: bentos.Running | None = None,
+    observer: Observer | None = None,
 ) -> Record:
     """Deploy ``bento`` to ``env``, then watch it (`deploy.watch`); the ledger record (appended on success and on
     failure). A version that breaches the watch is rolled back to what was live before (or stopped, when nothing
     was) and WatchBreachedError says so. ``adopt``: a verified server already running on the environment's local
     port, which becomes the live deployment instead of starting the bento again (stopped on any failure)."""
     try:
-        return _deploy(model, env, bento, target, approved, force, sha256, outcome, version, watch, adopt)
+        return _deploy(
+            model, env, bento, target, approved, force, sha256, outcome, version, watch, adopt, observer or Observer()
+        )
     except BaseException:
         if adopt is not None and local.read_live(model.repo, model.name, env) is None:
             adopt.stop()
@@ -128,6 +142,7 @@ def _deploy(
     version: int,
     watch: bool,
     adopt: bentos.Running | None,
+    observer: Observer,
 ) -> Record:
     check_environment(model, env, approved)
     chosen = choose_target(model, target)
@@ -142,8 +157,9 @@ def _deploy(
     with local.deploy_lock(model.repo, model.name, env):
         before = ledger.live(model.name, env)
         record = _deploy_locked(model, env, chosen, bento, outcome, version, sha256, before, adopt)
+        observer.live_at = time.monotonic()
         if watch and record.url is not None and model.config.deploy.watch.duration_s > 0:
-            _watch_or_roll_back(model, env, record, before)
+            observer.watch_summary = _watch_or_roll_back(model, env, record, before)
         return record
 
 
@@ -188,7 +204,7 @@ def _scraper(model: Model, env: str, record: Record) -> str | watching.Scraper:
     return record.url
 
 
-def _watch_or_roll_back(model: Model, env: str, record: Record, before: Record | None) -> None:
+def _watch_or_roll_back(model: Model, env: str, record: Record, before: Record | None) -> str:
     """Watch the version that just went live; on a breach, put back what was live before and raise."""
     limits = watching.Limits.from_config(model.config)
     err.print(f"  watching {record.bento} in {env} for {limits.duration_s:.0f}s ...", markup=False)
@@ -197,7 +213,7 @@ def _watch_or_roll_back(model: Model, env: str, record: Record, before: Record |
         verdict = watching.watch(_scraper(model, env, record), limits, version=(record.bento or ":").split(":")[1])
         if verdict.passed:
             err.print(f"  watch: {verdict.summary()}", markup=False)
-            return
+            return verdict.summary()
         reason = f"watch: {verdict.summary()}"
     except watching.WatchError as exc:  # the new version could not even be observed: do not keep it
         reason = f"watch could not observe {record.bento}: {exc}"
