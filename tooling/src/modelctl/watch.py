@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-import httpx
-
 from modelctl.errors import ModelctlError
+
+if TYPE_CHECKING:
+    pass  # imported where used: most commands never talk HTTP
 
 if TYPE_CHECKING:
     from modelkit import ModelConfig
@@ -141,6 +142,8 @@ def http_scraper(
     url: str, *, headers: Mapping[str, str] | None = None, timeout: float = 5.0, source: str = ""
 ) -> Scraper:
     """Reads ``<url>/metrics`` (one retry); WatchError when it cannot, naming the URL and the reason."""
+    import httpx
+
     metrics_url = url.rstrip("/") + "/metrics"
 
     def scrape() -> Series:

@@ -14,14 +14,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import yaml
 
 from modelctl import cmd, watch
 from modelctl.errors import ModelctlError
 from modelkit import ModelConfig
+
+if TYPE_CHECKING:
+    import httpx  # imported where used: most commands never talk HTTP
 
 DEFAULT_ENDPOINT = "https://cloud.bentoml.com"  # BentoML's default for BENTO_CLOUD_API_ENDPOINT
 
@@ -99,6 +101,8 @@ class Cloud:
         return cls(endpoint.rstrip("/"), key)
 
     def request(self, method: str, path: str, cluster: str | None, timeout: float, what: str) -> httpx.Response:
+        import httpx
+
         params = {"cluster": cluster} if cluster else None
         try:
             return httpx.request(

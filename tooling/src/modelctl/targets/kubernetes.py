@@ -27,15 +27,17 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-import httpx
 import yaml
 
 from modelctl import cmd, watch
 from modelctl.errors import ModelctlError
 from modelkit import ModelConfig
+
+if TYPE_CHECKING:
+    import httpx
 
 CONTAINER_PORT = 3000
 # The user `bentoml containerize` images run as (BENTO_USER_UID/GID in BentoML 1.4's Dockerfile template).
@@ -425,6 +427,8 @@ class Api:
     """A few calls to the API server of one kubeconfig context; every failure names the server and context."""
 
     def __init__(self, cluster: Access, timeout: float = 15.0) -> None:
+        import httpx  # imported here: most commands never talk to a cluster
+
         self.cluster = cluster
         self.client = httpx.Client(
             base_url=cluster.server, verify=cluster.verify, headers=dict(cluster.headers), timeout=timeout
@@ -437,6 +441,8 @@ class Api:
         self.client.close()
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        import httpx
+
         try:
             return self.client.request(method, path, json=body)
         except httpx.HTTPError as exc:
