@@ -157,7 +157,7 @@ def test_deploy_reviewers_sit_on_the_environment_holding_production_credentials(
     assert "approve-production" not in jobs, "no separate approval job that could be bypassed"
     production = jobs["production"]
     assert production["environment"] == "production"
-    assert production["if"] == "github.ref == 'refs/heads/main'", "production only from main"
+    assert production["if"].startswith("github.ref == 'refs/heads/main' &&"), "production only from main"
     assert "staging" in production["needs"]
     text = (ROOT / ".github/workflows/deploy.yml").read_text()
     assert "production-deploy" not in text
@@ -184,22 +184,47 @@ def test_secrets_are_given_to_steps_never_to_jobs_or_workflows(path: Path) -> No
 
 def test_deploy_matrices_are_sharded_and_every_deploy_is_serialised_per_shard() -> None:
     jobs = _jobs("deploy.yml")
-    for job_id in ("build", "staging", "production"):
+    matrices = {
+        "build": "matrix",
+        "staging": "matrix",
+        "production": "production_matrix",
+        "undeploy-staging": "removed_matrix",
+        "undeploy-production": "production_removed_matrix",
+    }
+    for job_id, output in matrices.items():
         job = jobs[job_id]
-        assert job["strategy"]["matrix"] == "${{ fromJSON(needs.changes.outputs.matrix) }}", job_id
-        assert "${{ matrix.shard }}" in job["concurrency"]["group"], job_id
-        assert job["concurrency"]["cancel-in-progress"] is False, job_id
-    for job_id in ("undeploy-staging", "undeploy-production"):
-        assert jobs[job_id]["strategy"]["matrix"] == "${{ fromJSON(needs.changes.outputs.removed_matrix) }}"
+        assert job["strategy"]["matrix"] == f"${{{{ fromJSON(needs.changes.outputs.{output}) }}}}", job_id
+        if job_id != "build":
+            assert "${{ matrix.shard }}" in job["concurrency"]["group"], job_id
+            assert job["concurrency"]["cancel-in-progress"] is False, job_id
     build_runs = " ".join(s.get("run", "") for s in jobs["build"]["steps"])
     assert 'modelctl ci build --models="$MODELS"' in build_runs
-    for job_id in ("staging", "production"):
-        job_steps = jobs[job_id]["steps"]
-        assert any("download-artifact" in str(s.get("uses")) for s in job_steps)
-        assert any("modelctl ci deploy" in s.get("run", "") and "--from dist" in s["run"] for s in job_steps)
-    changed = next(s for s in jobs["changes"]["steps"] if s.get("id") == "changed")
-    assert "--since-deployed staging" in changed["run"], "select against what is deployed, not only this push"
+    staging_steps = jobs["staging"]["steps"]
+    assert any("download-artifact" in str(s.get("uses")) for s in staging_steps)
+    assert any("modelctl ci deploy --env staging" in s.get("run", "") for s in staging_steps)
+    production_runs = " ".join(s.get("run", "") for s in jobs["production"]["steps"])
+    assert "modelctl ci promote --from staging --env production" in production_runs, "exactly what staging runs"
+    selections = {s.get("id"): s.get("run", "") for s in jobs["changes"]["steps"]}
+    assert "--since-deployed staging" in selections["changed"], "select against what is deployed, not this push"
+    assert "--since-deployed production" in selections["production"], "production has its own selection"
     assert jobs["notify"]["if"].startswith("always()")
+
+
+@pytest.mark.parametrize("name", ["deploy.yml", "retrain.yml"])
+def test_only_main_runs_deploys_and_every_secret_sits_in_an_environment(name: str) -> None:
+    jobs = _jobs(name)
+
+    def guarded(job_id: str) -> bool:
+        job = jobs[job_id]
+        if "refs/heads/main" in str(job.get("if", "")):
+            return True
+        needs = job.get("needs", [])
+        return any(guarded(n) for n in ([needs] if isinstance(needs, str) else needs))
+
+    for job_id, job in jobs.items():
+        assert guarded(job_id), f"{name}:{job_id} can run for a branch other than main"
+        if "secrets." in yaml.safe_dump(job.get("steps", [])):
+            assert job.get("environment"), f"{name}:{job_id} reads secrets outside an environment (branch policy)"
 
 
 def test_retrain_reads_each_models_secret_from_its_own_environment() -> None:

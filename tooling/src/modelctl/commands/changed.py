@@ -41,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "fallback when no shared store is configured in CI",
     )
     parser.add_argument("--format", choices=FORMATS, default="lines")
+    parser.add_argument(
+        "--output-prefix",
+        default="",
+        metavar="PREFIX",
+        help="with --format github: prefix every output name (e.g. production_) for a second selection in one job",
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--all", action="store_true", help="select every model")
     group.add_argument("--models", help="select exactly these models (comma-separated)")
@@ -54,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             models=parse_list(a.models) or None,  # an empty --models (a workflow input left blank) is no list
             rules=a.rules_from,
             since_deployed=a.since_deployed,
+            prefix=a.output_prefix,
         )
     )
 
@@ -76,6 +83,7 @@ def changed(
     models: list[str] | None = None,
     rules: str | None = None,
     since_deployed: str | None = None,
+    prefix: str = "",
 ) -> int:
     if fmt == "github" and not os.environ.get("GITHUB_OUTPUT"):
         raise UsageError("--format github needs $GITHUB_OUTPUT (set by GitHub Actions)")
@@ -92,7 +100,7 @@ def changed(
     elif fmt == "tox":  # the model envs to run, for `tox run -e` (empty when none)
         print(",".join(f"{TOX_PREFIX}{name}" for name in selection.models))
     else:
-        write_github_output(repo, selection)
+        write_github_output(repo, selection, prefix)
     return 0
 
 
@@ -113,9 +121,11 @@ def github_outputs(repo: Repo, selection: Selection) -> dict[str, str]:
     }
 
 
-def write_github_output(repo: Repo, selection: Selection) -> None:
+def write_github_output(repo: Repo, selection: Selection, prefix: str = "") -> None:
+    if prefix and not prefix.replace("_", "").isalnum():
+        raise UsageError(f"--output-prefix {prefix!r}: letters, digits and _ only")
     outputs = github_outputs(repo, selection)
-    write_outputs(outputs)
+    write_outputs({f"{prefix}{key}": value for key, value in outputs.items()})
     jobs = json.loads(outputs["matrix"])["include"]
     err.print(
         f"{len(selection.models)} model(s) in {len(jobs)} job(s) (limit {repo.settings.max_jobs}); "

@@ -50,6 +50,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     deploy_parser.add_argument("--env", required=True, choices=ENVIRONMENTS)
     deploy_parser.add_argument("--from", dest="source", type=Path, default=Path("dist"), help="folder of <model>.bento")
     deploy_parser.set_defaults(run=lambda a: deploy(find_repo(), parse_list(a.models) or [], a.env, a.source))
+    promote_parser = shard_parser("promote", "deploy to --env exactly the bento each model runs in --from")
+    promote_parser.add_argument("--from", dest="source", required=True, choices=ENVIRONMENTS)
+    promote_parser.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    promote_parser.set_defaults(run=lambda a: promote(find_repo(), parse_list(a.models) or [], a.source, a.env))
     undeploy_parser = shard_parser("undeploy", "stop each model in the given environments")
     undeploy_parser.add_argument("--env", required=True, help="environments, e.g. staging,production")
     undeploy_parser.set_defaults(run=lambda a: undeploy(find_repo(), parse_list(a.models) or [], a.env))
@@ -98,6 +102,12 @@ def build(repo: Repo, names: list[str], out_dir: Path, stored: str | None = None
 
 def deploy(repo: Repo, names: list[str], env: str, source: Path) -> int:
     return _shard(repo, names, lambda model: ci_steps.deploy_file(model, env, source), f"deploy to {env}")
+
+
+def promote(repo: Repo, names: list[str], source: str, env: str) -> int:
+    if source == env:
+        raise UsageError(f"--from and --env are both {env}")
+    return _shard(repo, names, lambda model: ci_steps.promote_live(model, source, env), f"promote {source} -> {env}")
 
 
 def undeploy(repo: Repo, names: list[str], envs: str) -> int:

@@ -118,6 +118,26 @@ def deploy_file(model: Model, env: str, in_dir: Path) -> str:
     return f"{deployed.outcome} {deployed.bento} v{deployed.version} {deployed.url or ''}".strip()
 
 
+def promote_live(model: Model, source: str, env: str) -> str:
+    """Deploy to ``env`` exactly the bento live in ``source`` (its stored archive, checked against the digest the
+    ``source`` deploy recorded). A model whose ``source`` version is already live in ``env`` is left alone."""
+    state = require_shared_store(model.repo)
+    ledger = state.ledger
+    live = ledger.live(model.name, source)
+    if live is None or not live.bento:
+        raise release.ReleaseError(f"{model.name} is not live in {source}: nothing to promote to {env}")
+    current = ledger.live(model.name, env)
+    if current is not None and current.bento == live.bento:
+        return f"{live.bento} is already live in {env}"
+    work = state.root / "promoted" / model.name
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / f"{live.bento.replace(':', '-')}.bento"
+    artifact = state.get_artifact("bento", live.bento, path, sha256=live.sha256)
+    bento, digest = release.import_file(model, path, artifact.sha256)
+    deployed = release.deploy(model, env, bento, approved=True, sha256=digest)
+    return f"{deployed.outcome} {deployed.bento} (live in {source}) v{deployed.version} {deployed.url or ''}".strip()
+
+
 def undeploy(repo: Repo, name: str, env: str) -> str:
     require_shared_store(repo)
     return release.undeploy(repo, name, env).reason or "undeployed"
