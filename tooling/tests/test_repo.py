@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from modelctl import envs
 from modelctl.errors import UsageError
-from modelctl.model import model_process_env
+from modelctl.processenv import model_process_env
 from modelctl.repo import GITHUB_MATRIX_LIMIT, Repo, Settings
 
 
@@ -43,13 +44,16 @@ def test_bad_sample_is_a_clear_error(monorepo: Path) -> None:
         model.sample()
 
 
-def test_model_processes_never_see_deploy_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("BENTO_CLOUD_API_KEY", "SLACK_WEBHOOK_URL", "GITHUB_TOKEN"):
+def test_model_processes_see_only_an_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = ("BENTO_CLOUD_API_KEY", "SLACK_WEBHOOK_URL", "GITHUB_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    for name in (*secrets, "MODELCTL_STORE", "SOMETHING_ELSE", "FRAUD_DATA_URL"):
         monkeypatch.setenv(name, "s3cr3t-value")
     monkeypatch.setenv("IRIS_CLASSIFIER_DATA_URL", "sqlite:////data/x.db")
-    env = model_process_env({"BENTOML_HOME": "/h"})
-    assert not {"BENTO_CLOUD_API_KEY", "SLACK_WEBHOOK_URL", "GITHUB_TOKEN"} & set(env)
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    env = model_process_env({"BENTOML_HOME": "/h"}, data_url="IRIS_CLASSIFIER_DATA_URL")
+    assert not {*secrets, "MODELCTL_STORE", "SOMETHING_ELSE", "FRAUD_DATA_URL"} & set(env), "another model's data too"
     assert env["IRIS_CLASSIFIER_DATA_URL"] == "sqlite:////data/x.db" and env["BENTOML_HOME"] == "/h"
+    assert env["LC_ALL"] == "C.UTF-8" and env["PATH"] == os.environ["PATH"]
 
 
 def test_environment_fingerprint_follows_requirements(monorepo: Path) -> None:

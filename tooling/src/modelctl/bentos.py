@@ -12,7 +12,7 @@ from modelctl import procs
 from modelctl.console import err
 from modelctl.envs import model_python
 from modelctl.errors import UsageError
-from modelctl.model import model_process_env
+from modelctl.processenv import model_process_env
 from modelctl.repo import Repo
 from modelctl.state import State
 

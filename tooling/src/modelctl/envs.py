@@ -8,12 +8,14 @@ when nothing changes).
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelctl import cmd, requirements
 from modelctl.errors import ModelctlError
+from modelctl.processenv import model_process_env
 
 if TYPE_CHECKING:
     from modelctl.repo import Repo
@@ -33,7 +35,10 @@ def tox(root: Path, *args: str, what: str | None = None, check: bool = True) -> 
     A tox started from inside another tox env (as in CI) inherits TOX_WORK_DIR and would otherwise
     put the model's environment in the outer project's .tox.
     """
-    env = cmd.clean_env(drop_prefixes=("TOX_", "VIRTUAL_ENV"))
+    # The installer's settings and caches, and what a model's code may see: never deploy or store credentials
+    # (package installs run code from sdists).
+    installer = {k: v for k, v in os.environ.items() if k.startswith(("UV_", "PIP_"))}
+    env = model_process_env(installer)
     return cmd.run(
         [sys.executable, "-m", "tox", "--workdir", str(root / ".tox"), *args],
         what=what or f"tox {' '.join(args)}",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,31 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from modelctl import cmd, envs
 from modelctl.errors import UsageError
+from modelctl.processenv import model_process_env
 from modelkit import ModelConfig
 
 if TYPE_CHECKING:
     from modelctl.repo import Repo
-
-# What deploys and notifies needs; a model's own code (train.py, the service, tests) never does.
-DEPLOY_SECRETS = (
-    "BENTO_CLOUD_API_KEY",
-    "BENTO_CLOUD_API_ENDPOINT",
-    "SLACK_WEBHOOK_URL",
-    "GITHUB_TOKEN",
-    "GH_TOKEN",
-    "ACTIONS_RUNTIME_TOKEN",
-    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-    "ACTIONS_ID_TOKEN_REQUEST_URL",
-    "KUBECONFIG",
-)
-
-
-def model_process_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for processes that run a model's code: this one minus deploy secrets, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if k not in DEPLOY_SECRETS}
-    env["BENTOML_DO_NOT_TRACK"] = "true"
-    env.update(extra or {})
-    return env
 
 
 @dataclass(frozen=True)
@@ -56,6 +35,11 @@ class Model:
         """The interpreter of the model's own environment (created or updated by tox once per process)."""
         return envs.python_of(self.repo.root, self.name, self.folder)
 
+    @property
+    def data_url_variable(self) -> str:
+        """The environment variable the template's `load_data()` reads its SQLAlchemy URL from."""
+        return f"{self.name.upper()}_DATA_URL"
+
     def run(
         self,
         args: Sequence[str | Path],
@@ -65,12 +49,12 @@ class Model:
         timeout: float | None = None,
         check: bool = True,
     ) -> cmd.Completed:
-        """``python ARGS`` in the model's environment, from its folder, without deploy secrets."""
+        """``python ARGS`` in the model's environment, from its folder, with only what a model's code may see."""
         return cmd.run(
             [self.python(), *args],
             what=what,
             cwd=self.folder,
-            env=model_process_env(env),
+            env=model_process_env(env, data_url=self.data_url_variable),
             timeout=timeout,
             check=check,
         )

@@ -94,8 +94,9 @@ def build_verified(model: Model, out_dir: Path, stored: str | None = None) -> st
     with log.stage("export") as stage:
         path, digest = release.export(model, bento, out_dir / f"{model.name}.bento")
         state.store.write_json(run_key(model.name), {"model": model.name, "bento": bento, "sha256": digest})
-        # Kept once per bento (a retraining winner is there already; an export of it again differs in bytes).
-        if state.store.shared and state.store.stat_file(State.artifact_key("bento", bento)) is None:
+        # Kept once per bento (a retraining winner is there already; an export of it again differs in bytes):
+        # production later promotes exactly this archive.
+        if state.store.stat_file(State.artifact_key("bento", bento)) is None:
             state.put_artifact("bento", bento, path)
         stage.detail = f"{path.name} sha256={digest}"
     return f"{bento} -> {path.name} sha256={digest[:16]}..."

@@ -19,7 +19,8 @@ from modelctl.delivery.gate import passed_summary
 from modelctl.delivery.train import store_env
 from modelctl.errors import GateRefusedError, ModelctlError, UsageError
 from modelctl.ledger import Record
-from modelctl.model import Model, model_process_env
+from modelctl.model import Model
+from modelctl.processenv import model_process_env
 from modelctl.redact import redact
 from modelctl.repo import Repo
 from modelctl.state import State
@@ -293,7 +294,8 @@ def pushed_image(model: Model, bento: str) -> str:
     if found is not None and isinstance(found[0], dict) and found[0].get("image"):
         return str(found[0]["image"])
     tag = kubernetes.image(model.config, bento)
-    kubernetes.containerize(model.python(), bento, tag, model_process_env(store_env(model)))
+    docker = {k: v for k, v in os.environ.items() if k.startswith(("DOCKER_", "BUILDKIT_"))}
+    kubernetes.containerize(model.python(), bento, tag, model_process_env({**store_env(model), **docker}))
     reference = kubernetes.push(tag)
     state.store.write_json(key, {"bento": bento, "image": reference})
     return reference

@@ -100,8 +100,7 @@ def decide(config: ModelConfig, candidate: dict[str, float], champion: dict[str,
 
 
 def data_url_variable(model: Model) -> str:
-    """The environment variable the template's `load_data()` reads its SQLAlchemy URL from."""
-    return f"{model.name.upper()}_DATA_URL"
+    return model.data_url_variable
 
 
 def require_data(model: Model) -> None:

@@ -1,0 +1,29 @@
+"""The environment a model's own code runs in: an allow-list, so no credential reaches it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+# A model's own code (train.py, its tests, the served bento, Locust) gets this environment and nothing else: no
+# deploy, store or GitHub credentials reach code that a data scientist (or a dependency) wrote.
+_PASSED = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "TEMP", "TMP",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+        "CI", "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES",
+    }
+)  # fmt: skip
+_PASSED_PREFIXES = ("LC_", "XDG_", "BENTOML_", "MODEL_", "OPENBLAS_", "OMP_", "MKL_", "NUMEXPR_")
+
+
+def model_process_env(extra: Mapping[str, str] | None = None, data_url: str | None = None) -> dict[str, str]:
+    """The environment for processes that run a model's code: an allow-list of this one (locale, paths, proxies,
+    BENTOML_*, MODEL_*), the model's own data URL variable ``data_url``, then ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k in _PASSED or k.startswith(_PASSED_PREFIXES)}
+    if data_url and data_url in os.environ:
+        env[data_url] = os.environ[data_url]
+    env["BENTOML_DO_NOT_TRACK"] = "true"
+    env.update(extra or {})
+    return env
