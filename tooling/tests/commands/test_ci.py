@@ -53,3 +53,16 @@ def test_shard_runners_refuse_an_empty_or_unknown_list(cli: Cli) -> None:
     assert result.code == 2 and "expected environments from staging, production" in result.err
     result = cli("ci", "build", "--models", "iris_classifier,ghost")
     assert result.code == 2 and "unknown model 'ghost'" in result.err
+
+
+def test_undeploy_refuses_a_name_that_is_neither_a_model_nor_in_the_ledger(
+    cli: Cli, monorepo: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "escape"
+    for name in ("nosuch", "../../../" + str(outside).lstrip("/"), "iris_clasifier"):
+        result = cli("undeploy", name, "--env", "staging")
+        assert result.code == 2 and "unknown model" in result.err, result.err
+        result = cli("ci", "undeploy", "--env", "staging", "--models", name)
+        assert result.code != 0
+    assert not outside.exists() and not (monorepo / ".modelctl" / "deploy" / "nosuch").exists()
+    assert cli("undeploy", "iris_classifier", "--env", "staging").code == 0, "a known model with nothing live is fine"

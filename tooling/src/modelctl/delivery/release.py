@@ -345,6 +345,12 @@ def undeploy(repo: Repo, name: str, env: str) -> Record:
     """Stop ``name`` in ``env`` on every target it was deployed to (from the ledger: works for a removed model
     too). A target that cannot be reached fails loudly and nothing is recorded as undeployed."""
     state = State.of(repo)
+    known_here, known_to_ledger = repo.model_names(), state.ledger.models()
+    if name not in known_here and name not in known_to_ledger:
+        raise UsageError(
+            f"unknown model {name!r}: not in models/ and never deployed (the ledger knows "
+            f"{', '.join(known_to_ledger[:10]) or 'no model'}{', ...' if len(known_to_ledger) > 10 else ''})"
+        )
     with local.deploy_lock(repo, name, env):
         records = state.ledger.records(name)
         done = _stop_everywhere(repo, name, env, records)
