@@ -172,8 +172,9 @@ class Record:
             ) from exc
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UpgradeError(f"{path}: invalid JSON ({exc}); restore it from git or adopt again") from exc
+        except (json.JSONDecodeError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise UpgradeError(f"{path}: invalid JSON ({why}); restore it from git or adopt again") from None
         if not isinstance(data, dict):
             raise UpgradeError(f"{path}: expected a JSON object; restore it from git or adopt again")
         tree, commit, answers = data.get("template_tree"), data.get("template_commit"), data.get("answers")

@@ -30,8 +30,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     plan_parser = sub.add_parser("plan", help="show which CI jobs and shards a range would run, and why")
     plan_parser.add_argument("--base", default="", help="base ref, as for `modelctl changed`")
     plan_parser.add_argument("--head", default="HEAD")
+    plan_parser.add_argument(
+        "--rules-from", metavar="REF", help="read each model's ci.ignore/ci.extra_paths at REF (a PR passes its base)"
+    )
     plan_parser.add_argument("--json", action="store_true")
-    plan_parser.set_defaults(run=lambda a: plan(find_repo(), a.base, a.head, as_json=a.json))
+    plan_parser.set_defaults(run=lambda a: plan(find_repo(), a.base, a.head, as_json=a.json, rules=a.rules_from))
 
     def shard_parser(name: str, help_text: str) -> argparse.ArgumentParser:
         shard = sub.add_parser(name, help=help_text, description=f"{help_text}. Exit 1 when any model failed.")
@@ -59,8 +62,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     undeploy_parser.set_defaults(run=lambda a: undeploy(find_repo(), parse_list(a.models) or [], a.env))
 
 
-def plan(repo: Repo, base: str, head: str = "HEAD", as_json: bool = False) -> int:
-    selection = compute(repo, base, head)
+def plan(repo: Repo, base: str, head: str = "HEAD", as_json: bool = False, rules: str | None = None) -> int:
+    selection = compute(repo, base, head, rules_rev=rules)
     rows = jobs_for(selection, repo.settings.max_jobs)
     if as_json:
         print(json.dumps(rows, indent=2))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from modelctl.cliargs import int_in
 from modelctl.console import out
-from modelctl.delivery.candidate import resolve_bento, started
+from modelctl.delivery.candidate import check_url, resolve_bento, started
 from modelctl.delivery.fuzzing import DEFAULT_EXAMPLES, FuzzFailedError, fuzz_served
 from modelctl.delivery.reports import new_report_dir
 from modelctl.notify import append_step_summary
@@ -21,13 +22,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("model")
     parser.add_argument("--url", help="fuzz this running server instead of starting the built bento")
     parser.add_argument("--bento", help="bento tag to start (default: the newest built)")
-    parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, help="examples per operation and mode")
+    parser.add_argument(
+        "--examples", type=int_in(1, 10_000), default=DEFAULT_EXAMPLES, help="examples per operation and mode"
+    )
     parser.set_defaults(run=lambda a: fuzz(find_repo(), a.model, a.url, a.bento, a.examples))
 
 
 def fuzz(repo: Repo, name: str, url: str | None, bento: str | None, examples: int) -> int:
     model = repo.model(name)
     if url is not None:
+        check_url(url, "/docs.json")
         fuzzed = fuzz_served(model, url, new_report_dir(model), [], examples)
     else:
         chosen = resolve_bento(model, bento)

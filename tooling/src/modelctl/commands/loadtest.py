@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from modelctl.cliargs import SECONDS
 from modelctl.console import out
 from modelctl.delivery import gate
-from modelctl.delivery.candidate import resolve_bento, started
+from modelctl.delivery.candidate import check_url, resolve_bento, started
 from modelctl.delivery.reports import new_report_dir
 from modelctl.notify import append_step_summary
 from modelctl.repo import Repo, find_repo
@@ -21,13 +22,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("model")
     parser.add_argument("--url", help="test this running server instead of starting the built bento")
     parser.add_argument("--bento", help="bento tag to start (default: the newest built)")
-    parser.add_argument("--duration", type=int, help="override loadtest.duration_s")
+    parser.add_argument("--duration", type=SECONDS, help="override loadtest.duration_s (1..3600)")
     parser.set_defaults(run=lambda a: loadtest(find_repo(), a.model, a.url, a.bento, a.duration))
 
 
 def loadtest(repo: Repo, name: str, url: str | None, bento: str | None, duration: int | None = None) -> int:
     model = repo.model(name)
     if url is not None:
+        check_url(url)
         result = gate.load_test(model, url, new_report_dir(model), url, duration)
     else:
         chosen = resolve_bento(model, bento)

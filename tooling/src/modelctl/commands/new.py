@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modelctl.console import err, out
+from modelctl.console import out
 from modelctl.errors import TemplateError
 from modelctl.repo import Repo, find_repo
 from modelctl.template import load_template
@@ -59,9 +59,12 @@ def new(repo: Repo, answers: dict[str, str], no_input: bool = False, output_dir:
         raise TemplateError(f"the template refused the answers ({exc}); nothing was created") from exc
     except CookiecutterException as exc:
         raise TemplateError(f"cookiecutter failed: {exc}") from exc
-    out.print(f"created {created}", markup=False)
-    slug = Path(created).name
-    err.print(f"next: modelctl validate {slug} && tox -e model-{slug}", markup=False)
+    except EOFError as exc:  # prompting with nothing to read (stdin closed, no terminal)
+        raise TemplateError(
+            "no answers to read (stdin is closed): give them as options, or pass --no-input for the defaults; "
+            "nothing was created"
+        ) from exc
+    out.print(f"created {created}", markup=False)  # the template's own hook printed what to do next
     return 0
 
 

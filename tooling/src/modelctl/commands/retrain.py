@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from modelctl.cliargs import int_in
 from modelctl.console import err, out
 from modelctl.delivery.retrain import RetrainError, check_usage, data_url_variable, retrain
 from modelctl.errors import ModelctlError, UsageError
@@ -44,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--due", action="store_true", help="retrain every model whose retrain.schedule is due")
     parser.add_argument("--at", help="ISO time to evaluate schedules at (default: now, UTC)")
-    parser.add_argument("--window", type=int, default=90, help="minutes a schedule counts as due (default 90)")
+    parser.add_argument(
+        "--window", type=int_in(1, 10_080, "a number of minutes"), default=90, help="minutes a schedule counts as due"
+    )
     parser.add_argument(
         "--require-data",
         action="store_true",

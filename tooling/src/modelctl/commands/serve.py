@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from modelctl import bentos, procs
+from modelctl.cliargs import PORT
 from modelctl.repo import Repo, find_repo
 
 
@@ -12,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("serve", help="serve a model on 127.0.0.1 in the foreground (Ctrl-C stops it)")
     parser.add_argument("model")
     parser.add_argument("--bento", help="bento tag (default: the newest built; the model folder when none is)")
-    parser.add_argument("--port", type=int, help="port (default: serving.ports.dev)")
+    parser.add_argument("--port", type=PORT, help="port, 1024..65535 (default: serving.ports.dev)")
     parser.set_defaults(run=lambda a: serve(find_repo(), a.model, a.bento, a.port))
 
 

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelctl import bentos, procs
+from modelctl import archive, bentos, bentostore, procs
 from modelctl.console import err
 from modelctl.errors import UsageError
 from modelctl.model import Model
@@ -15,11 +15,30 @@ from modelctl.targets import local
 
 
 def resolve_bento(model: Model, bento: str | None) -> str:
-    """``bento`` or the newest built bento of ``model``; a clear error when there is none."""
+    """``bento`` or the newest built bento of ``model``, checked before anything starts (or any report folder is
+    made); a clear error when there is none."""
     chosen = bento or bentos.latest_bento(model.repo, model.name)
     if chosen is None:
         raise UsageError(f"no bento of {model.name} is built; run `modelctl build {model.name}` (or pass --url)")
+    try:
+        archive.check_tag(chosen, model.name)
+    except archive.ArchiveError as exc:
+        raise UsageError(str(exc)) from None
+    if not bentostore.bento_exists(model.repo, chosen):
+        raise UsageError(f"bento {chosen} is not in the store; `modelctl build {model.name}` builds one")
     return chosen
+
+
+def check_url(url: str, path: str = "/readyz") -> None:
+    """A server someone else runs must be reachable over HTTP before a load test or fuzzing is aimed at it."""
+    import httpx
+
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--url {url!r}: expected an http:// or https:// address")
+    try:
+        httpx.get(url.rstrip("/") + path, timeout=10)
+    except httpx.HTTPError as exc:
+        raise UsageError(f"--url {url}: cannot reach {path} ({type(exc).__name__}: {exc})") from exc
 
 
 @dataclass
