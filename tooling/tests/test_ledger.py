@@ -260,6 +260,23 @@ CORRUPT = {
         json.dumps({"records": [{**GOOD, "metrics": {"accuracy": "high"}}]}).encode(),
         "metric 'accuracy' should be a number, found a string",
     ),
+    "a tag that is a path": (
+        json.dumps({"records": [{**GOOD, "bento": "../../../../tmp/evil:x"}]}).encode(),
+        "bento '../../../../tmp/evil:x': name '../../../../tmp/evil' is not a plain name",
+    ),
+    "another model's bento": (
+        json.dumps({"records": [{**GOOD, "bento": "other:v1"}]}).encode(),
+        "field 'bento' is 'other:v1', a bento of another model than 'm'",
+    ),
+    "an unknown outcome": (
+        json.dumps({"records": [{**GOOD, "outcome": "exploded"}]}).encode(),
+        "field 'outcome' is 'exploded', not one of deployed, failed",
+    ),
+    "an unknown environment": (
+        json.dumps({"records": [{**GOOD, "env": "prod"}]}).encode(),
+        "field 'env' is 'prod', not one of staging, production",
+    ),
+    "a negative version": (json.dumps({"records": [{**GOOD, "version": -5}]}).encode(), "not a version number"),
     "bad UTF-8": (b'{"records": ["\xff"]}', "is not UTF-8 text (byte 0xff at offset 14)"),
     "not JSON": (b"{not json", "is not valid JSON (Expecting property name enclosed in double quotes"),
 }

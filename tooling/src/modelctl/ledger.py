@@ -136,6 +136,29 @@ def record_problem(item: object) -> str | None:
     for name, value in metrics.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"metric {name!r} should be a number, found {json_type(value)}"
+    return _value_problem(item)
+
+
+def _value_problem(item: dict[str, Any]) -> str | None:
+    """Values that later become paths, choices or ordering: they must be what modelctl writes."""
+    from modelctl.archive import ArchiveError, split_tag
+    from modelkit import ENVIRONMENTS
+
+    if item["env"] not in ENVIRONMENTS:
+        return f"field 'env' is {item['env']!r}, not one of {', '.join(ENVIRONMENTS)}"
+    if item["outcome"] not in OUTCOMES:
+        return f"field 'outcome' is {item['outcome']!r}, not one of {', '.join(OUTCOMES)}"
+    if item.get("version", 0) < 0:
+        return f"field 'version' is {item['version']}, not a version number"
+    for name in ("bento", "model_tag"):
+        if item.get(name) is None:
+            continue
+        try:
+            tag_name, _ = split_tag(item[name], name)
+        except ArchiveError as exc:
+            return str(exc)
+        if name == "bento" and tag_name != item["model"]:
+            return f"field 'bento' is {item['bento']!r}, a bento of another model than {item['model']!r}"
     return None
 
 
