@@ -281,6 +281,6 @@ def post_gen(context: Mapping[str, Any], template_dir: Path, project_dir: Path) 
     write_record(project_dir, context, template_dir)
     slug = context["model_slug"]
     print(f"Created {project_dir} (local ports: {', '.join(f'{k} {v}' for k, v in ports.items())})")
-    print(f"Next: cd {project_dir} && python train.py   (then: bentoml serve service:{service_class(slug)})")
-    print(f"      or from the repo root: tox -e model-{slug}")
+    print(f"Next, from the repository root: tox -e model-{slug}   (its tests, in its own environment)")
+    print(f"      then: modelctl pipeline {slug}   (train, build, load-test gate, fuzz, deploy to local staging)")
     return 0

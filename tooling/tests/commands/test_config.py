@@ -31,7 +31,7 @@ def test_json(cli: Cli, monorepo: Path) -> None:
 def test_text_is_printed_as_is(cli: Cli, monorepo: Path) -> None:
     path = monorepo / "models/iris_classifier/config.yaml"
     description = "[bold]not markup[/bold] :smile: {{ 7*191 }} 😀"
-    path.write_text(path.read_text().replace('"Predicts the species', f'"{description} Predicts the species', 1))
+    path.write_text(path.read_text().replace('description: "', f'description: "{description} ', 1))
     as_json = cli("config", "iris_classifier", "--json").assert_success().out
     assert json.loads(as_json)["description"].startswith(description)
     as_yaml = cli("config", "iris_classifier").assert_success().out

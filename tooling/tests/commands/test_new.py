@@ -55,7 +55,7 @@ def test_records_answers_and_template_version(cli: Cli, monorepo: Path) -> None:
         "answers": {
             "model_name": "Fraud Scorer",
             "model_slug": "fraud_scorer",
-            "description": "Predicts the species of an iris flower from its sepal and petal measurements.",
+            "description": "Fraud Scorer: what it predicts, from which data (one line)",
             "owner": "data-science",
             "framework": "lightgbm",
             "task": "regression",
