@@ -14,6 +14,7 @@ stays in history, or the next upgrade could not re-bake it.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -33,6 +34,7 @@ import yaml
 from modelctl import cmd
 from modelctl.errors import ModelctlError, UsageError
 from modelctl.repo import MODELS_DIR, TEMPLATE_DIR, Repo
+from modelkit import ConfigError, load_config
 
 RECORD_FILE = ".template.json"
 TEMPLATE_NAME = TEMPLATE_DIR
@@ -745,6 +747,7 @@ class Upgrader:
             raise UpgradeError(
                 f"{RECORD_FILE} records model_slug {record.answers['model_slug']!r} for folder {slug!r}; fix the record"
             )
+        record = _with_config_answers(record, model_dir)
         old = record.template_tree
         if old is None:
             raise UpgradeError(
@@ -935,3 +938,23 @@ def _adopt(upgrader: Upgrader, slug: str, tree: str, commit: str, rev: str, forc
     if changes:
         message += " (if most differ, REV is not the version it was baked from: see `git log -- cookiecutter-model`)"
     return Outcome(slug, Status.ADOPTED, changes, message, tree, tree)
+
+
+# Answers a model's config.yaml also holds: when a record lacks one (an older template did not ask, or the record
+# was edited), the model's own value is the answer, never the template's default (a regression model must not be
+# merged against a classifier's bake).
+_CONFIG_ANSWERS = ("description", "owner", "framework", "task")
+
+
+def _with_config_answers(record: Record, model_dir: Path) -> Record:
+    missing = [key for key in _CONFIG_ANSWERS if key not in record.answers]
+    if not missing:
+        return record
+    try:
+        config = load_config(model_dir / "config.yaml")
+    except ConfigError as exc:
+        raise UpgradeError(
+            f"{RECORD_FILE} lacks {', '.join(missing)} and {exc.problems[0]}: fix config.yaml or the record"
+        ) from None
+    filled = {**record.answers, **{key: getattr(config, key) for key in missing}}
+    return dataclasses.replace(record, answers=filled)

@@ -581,3 +581,15 @@ def test_the_upgraded_model_passes_its_own_tests(repo: Path, run: Run) -> None:
         timeout=900,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_an_answer_missing_from_the_record_comes_from_the_models_config_not_the_default(repo: Path, run: Run) -> None:
+    folder = bake(repo, "Churn Predictor", framework="lightgbm", task="regression")
+    data = json.loads((folder / logic.RECORD_FILE).read_text())
+    del data["answers"]["task"]  # an older template did not ask, or the record was edited
+    (folder / logic.RECORD_FILE).write_text(json.dumps(data, indent=2) + "\n")
+    commit_all(repo, "model without a recorded task")
+    change_template(repo)
+    run(repo, "upgrade", "churn_predictor").assert_success()
+    assert record(folder)["answers"]["task"] == "regression", "the model's own task, from config.yaml"  # type: ignore[index]
+    assert "CLASS_NAMES" not in (folder / "service.py").read_text(), "still a regressor's service"
