@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelctl import archive, bentos, bentostore, cmd, git, procs
+from modelctl import archive, bentos, bentostore, cmd, git, lease, procs
 from modelctl import watch as watching
 from modelctl.console import err
 from modelctl.delivery.gate import passed_summary
@@ -47,6 +49,20 @@ def in_ci() -> bool:
 
 def bentoml(model: Model, *args: str) -> cmd.Completed:
     return model.run(["-m", "bentoml", *args], what=f"bentoml {args[0]}", env=store_env(model))
+
+
+@contextmanager
+def locked(repo: Repo, name: str, env: str) -> Iterator[None]:
+    """One deploy of a model to an environment at a time: on this machine (a file lock) and, with a shared state
+    store, across runners (a lease in the store)."""
+    wait_s = float(os.environ.get("MODELCTL_DEPLOY_LOCK_WAIT", "600"))
+    with local.deploy_lock(repo, name, env, wait_s):
+        store = State.of(repo).store
+        if not store.shared:
+            yield
+            return
+        with lease.held(store, f"locks/{name}/{env}.json", f"a deploy of {name} to {env}", wait_s):
+            yield
 
 
 def check_environment(model: Model, env: str, approved: bool) -> None:
@@ -155,7 +171,7 @@ def _deploy(
             "(or --force)"
         )
     ledger = State.of(model.repo).ledger
-    with local.deploy_lock(model.repo, model.name, env):
+    with locked(model.repo, model.name, env):
         before = ledger.live(model.name, env)
         record = _deploy_locked(model, env, chosen, bento, outcome, version, sha256, before, adopt)
         observer.live_at = time.monotonic()
@@ -351,7 +367,7 @@ def undeploy(repo: Repo, name: str, env: str) -> Record:
             f"unknown model {name!r}: not in models/ and never deployed (the ledger knows "
             f"{', '.join(known_to_ledger[:10]) or 'no model'}{', ...' if len(known_to_ledger) > 10 else ''})"
         )
-    with local.deploy_lock(repo, name, env):
+    with locked(repo, name, env):
         records = state.ledger.records(name)
         done = _stop_everywhere(repo, name, env, records)
         live = state.ledger.live(name, env)
