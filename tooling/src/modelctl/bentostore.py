@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from modelctl.archive import split_tag
 from modelctl.repo import Repo
 from modelctl.state import State
 
@@ -21,7 +21,7 @@ def _yaml(path: Path) -> dict[str, Any]:
 
 
 def bento_info(repo: Repo, bento: str) -> dict[str, Any]:
-    name, _, version = bento.partition(":")
+    name, version = split_tag(bento)  # a plain name:version before it becomes a path
     return _yaml(State.of(repo).bentoml_home / "bentos" / name / version / "bento.yaml")
 
 
@@ -44,7 +44,7 @@ def model_tag_of(repo: Repo, bento: str) -> str | None:
 def model_metrics(repo: Repo, model_tag: str | None) -> dict[str, float]:
     if not model_tag:
         return {}
-    name, _, version = model_tag.partition(":")
+    name, version = split_tag(model_tag, "model tag")
     info = _yaml(State.of(repo).bentoml_home / "models" / name / version / "model.yaml")
     metrics = (info.get("metadata") or {}).get("metrics") or {}
     return {str(k): float(v) for k, v in metrics.items()}
@@ -53,11 +53,3 @@ def model_metrics(repo: Repo, model_tag: str | None) -> dict[str, float]:
 def service_name(repo: Repo, bento: str) -> str:
     service = str(bento_info(repo, bento).get("service", "service:Service"))
     return service.rpartition(":")[2]
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -396,7 +396,7 @@ def export(model: Model, bento: str, out_path: Path) -> tuple[Path, str]:
     target = out_path.resolve()  # bentoml export/import need absolute paths
     target.parent.mkdir(parents=True, exist_ok=True)
     bentoml(model, "export", bento, str(target))
-    return target, bentostore.sha256(target)
+    return target, archive.sha256_of(target)
 
 
 def import_file(model: Model, path: Path, sha256: str) -> tuple[str, str]:
