@@ -106,7 +106,10 @@ def text_problems(key: str, value: object) -> list[str]:
         category = unicodedata.category(char)
         if char in "\n\r\x0b\x0c\x85\u2028\u2029" or category in ("Zl", "Zp"):
             return [f"{key} must be one line (it contains a line break)"]
-        if category in ("Cc", "Cs") or char in BIDI_CONTROLS or char in "\ufffe\uffff":
+        # Format characters (zero-width space, BOM, soft hyphen ...) are invisible; the zero-width joiner of
+        # emoji sequences is the one kept.
+        invisible = category == "Cf" and char != "\u200d"
+        if category in ("Cc", "Cs") or invisible or char in BIDI_CONTROLS or char in "\ufffe\uffff":
             return [f"{key} contains U+{ord(char):04X}, a control or invisible character; use printable text"]
     return []
 

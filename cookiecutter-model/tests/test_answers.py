@@ -201,6 +201,9 @@ def test_text_answers_with_quotes_and_colons_stay_valid_yaml(models: Path) -> No
         (["description=a\u2028b"], "description must be one line"),
         (["owner=tab\there"], "owner contains U+0009, a control or invisible character"),
         (["owner=\u202eevil"], "owner contains U+202E, a control or invisible character"),
+        (["owner=zero\u200bwidth"], "owner contains U+200B, a control or invisible character"),
+        (["description=\ufeffbom"], "description contains U+FEFF, a control or invisible character"),
+        (["description=soft\u00adhyphen"], "description contains U+00AD, a control or invisible character"),
         (["description=" + "d" * 501], "description is 501 characters; the limit is 500"),
     ],
 )

@@ -83,3 +83,13 @@ def test_with_webhook_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
         assert notify(MESSAGE) is True
     assert len(slack.requests) == 1
+
+
+def test_values_cannot_ping_or_link_in_slack() -> None:
+    hostile = Message(title="deploy <!channel>", model="m", verdict="ok", facts={"candidate": "<https://evil|click>"})
+    with http_stand_in([200]) as slack:
+        assert post_slack(slack.url, hostile, backoff_s=0.01)
+    body = slack.requests[0].body
+    mrkdwn = body["text"] + body["blocks"][1]["text"]["text"]  # the header block is plain text: never parsed
+    assert "<!channel>" not in mrkdwn and "<https://evil" not in mrkdwn
+    assert "&lt;!channel&gt;" in body["text"] and "&lt;https://evil|click&gt;" in mrkdwn

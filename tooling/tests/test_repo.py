@@ -64,3 +64,9 @@ def test_environment_fingerprint_follows_requirements(monorepo: Path) -> None:
     requirements.write_text(requirements.read_text() + "tqdm==4.67.1\n")
     assert envs._fingerprint(monorepo, folder) != before, "a new pin means a new environment"  # noqa: SLF001
     assert sys.version.encode()
+
+
+def test_a_misspelt_setting_is_an_error_not_a_silent_default(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.modelctl]\nmax_job = 10\n")
+    with pytest.raises(UsageError, match="unknown key tool.modelctl.max_job; expected one of: max_jobs"):
+        Settings.read(tmp_path)

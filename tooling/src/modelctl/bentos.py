@@ -96,18 +96,6 @@ def start(
     return Running(bento, port, log, server)
 
 
-def start_or_use(repo: Repo, model: str, url: str | None, bento: str | None, log: Path) -> Running | None:
-    """None when ``url`` is given (a server someone else runs); else ``bento`` (default: the newest built)
-    started on a free loopback port. The caller stops what this returns (``with`` does)."""
-    if url is not None:
-        return None
-    bento = bento or latest_bento(repo, model)
-    if bento is None:
-        raise UsageError(f"no bento of {model} is built; run `modelctl build {model}` (or pass --url)")
-    err.print(f"starting {bento} on a free loopback port ...", markup=False)
-    return start(repo, model, bento, procs.free_port(), log)
-
-
 def latest_bento(repo: Repo, model: str) -> str | None:
     """The newest bento of ``model`` in the store (None when there is none)."""
     home = State.of(repo).bentoml_home / "bentos" / model

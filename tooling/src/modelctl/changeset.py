@@ -87,13 +87,15 @@ def compute(
     rules_sha = head_sha if rules_rev is None else git.resolve(repo.root, rules_rev)
     if rules_sha is None:
         raise UsageError(f"--rules-from {rules_rev!r} is not a commit in {repo.root}")
-    inputs = model_inputs(repo, rules_sha, head_models)
-    if rules_sha != head_sha:
-        # Models added by the range have no rules at the base: they get the defaults.
-        missing = [n for n in head_models if n not in models_at(repo, rules_sha)]
-        inputs.update(model_inputs(repo, head_sha, missing) if missing else {})
-        for name in missing:
-            inputs[name] = ModelInputs(name, tuple(_DEFAULT_CI.ignore), (), inputs[name].uses_shared)
+    if rules_sha == head_sha:
+        inputs = model_inputs(repo, head_sha, head_models)
+    else:
+        at_rules = set(models_at(repo, rules_sha))
+        inputs = model_inputs(repo, rules_sha, [n for n in head_models if n in at_rules])
+        # Models added by the range have no rules at the base: the default rules, their own shared/ use.
+        missing = [n for n in head_models if n not in at_rules]
+        for name, found in (model_inputs(repo, head_sha, missing) if missing else {}).items():
+            inputs[name] = ModelInputs(name, tuple(_DEFAULT_CI.ignore), (), found.uses_shared)
     return select(changed_paths, inputs, models_at(repo, base_sha), repo.settings.repo_wide_paths)
 
 

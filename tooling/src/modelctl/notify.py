@@ -46,7 +46,7 @@ class Message:
         return head
 
     def text(self) -> str:
-        return redact(f"*{self.title}*\n" + "\n".join(f"• {line}" for line in self.lines()))
+        return slack_escape(redact(f"*{self.title}*\n" + "\n".join(f"• {line}" for line in self.lines())))
 
     def markdown(self) -> str:
         return redact(f"### {self.title}\n\n" + "\n".join(f"- {line}" for line in self.lines()) + "\n")
@@ -56,12 +56,21 @@ class Message:
             "text": self.text(),
             "blocks": [
                 {"type": "header", "text": {"type": "plain_text", "text": redact(self.title)[:150]}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": redact("\n".join(self.lines()))[:2900]}},
+                {
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": slack_escape(redact("\n".join(self.lines())))[:2900]},
+                },
             ],
         }
         if self.channel:
             body["channel"] = self.channel
         return body
+
+
+def slack_escape(text: str) -> str:
+    """Slack's mrkdwn control characters as text: values (a workflow input, an error) cannot ping `<!channel>`,
+    link elsewhere or mention people."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def post_slack(url: str, message: Message, attempts: int = 4, backoff_s: float = 0.5, timeout: float = 5.0) -> bool:

@@ -23,6 +23,10 @@ GITHUB_MATRIX_LIMIT = 256
 DEFAULT_REPO_WIDE = ("tooling/", "tox.ini", "toxfile.py", "pyproject.toml", ".github/workflows/")
 
 
+# Every key `[tool.modelctl]` may have (the state store reads `store` and `store_endpoint_url`).
+KNOWN_SETTINGS = frozenset({"repo_wide_paths", "max_jobs", "store", "store_endpoint_url"})
+
+
 @dataclass(frozen=True)
 class Settings:
     """`[tool.modelctl]` of the root pyproject.toml: the repo-wide knobs, each with a default."""
@@ -40,6 +44,11 @@ class Settings:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise UsageError(f"{path}: invalid TOML: {exc}") from exc
         table = data.get("tool", {}).get("modelctl", {})
+        unknown = sorted(set(table) - KNOWN_SETTINGS)
+        if unknown:
+            raise UsageError(
+                f"{path}: unknown key tool.modelctl.{unknown[0]}; expected one of: {', '.join(sorted(KNOWN_SETTINGS))}"
+            )
         paths = table.get("repo_wide_paths", list(DEFAULT_REPO_WIDE))
         if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
             raise UsageError(f"{path}: tool.modelctl.repo_wide_paths must be a list of path strings")

@@ -47,8 +47,3 @@ def load_template(folder: Path) -> Template:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return Template(folder, module)
-
-
-def answer_rules(template_dir: Path) -> AnswerRules:
-    """The template's answer check: every reason to refuse a full set of answers."""
-    return load_template(template_dir).problems

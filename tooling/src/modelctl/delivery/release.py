@@ -322,8 +322,8 @@ def rollback(model: Model, env: str, to: int | None = None) -> Record:
     current = ledger.live(model.name, env)
     target = ledger.find_version(model.name, env, to) if to else ledger.previous_good(model.name, env, current)
     if target is None or target.bento is None:
-        what = f"version v{to}" if to else "an earlier good version"
-        raise UsageError(f"the ledger has no {what} of {model.name} in {env}; see `modelctl status {model.name}`")
+        what = f"no version v{to}" if to else "no earlier good version"
+        raise UsageError(f"the ledger has {what} of {model.name} in {env}; see `modelctl status {model.name}`")
     return deploy(
         model,
         env,
@@ -402,9 +402,11 @@ def export(model: Model, bento: str, out_path: Path) -> tuple[Path, str]:
 def import_file(model: Model, path: Path, sha256: str) -> tuple[str, str]:
     """Import an exported bento after checking it (digest handed over, every member, the tag from its own
     bento.yaml equal to the model); (bento tag, sha256)."""
+    given = path
     path = path.resolve()
     if not path.is_file():
-        raise UsageError(f"bento file {path} does not exist")
+        raise UsageError(f"bento file {given} does not exist or is not a regular file")
+    archive.inspect(path, model.name, sha256)  # refused before the model's environment is even created
     info = archive.import_bento(model.python(), path, model.name, sha256, env=model_process_env(store_env(model)))
     return info.tag, info.sha256
 
