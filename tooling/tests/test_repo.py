@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -54,6 +55,26 @@ def test_model_processes_see_only_an_allow_list(monkeypatch: pytest.MonkeyPatch)
     assert not {*secrets, "MODELCTL_STORE", "SOMETHING_ELSE", "FRAUD_DATA_URL"} & set(env), "another model's data too"
     assert env["IRIS_CLASSIFIER_DATA_URL"] == "sqlite:////data/x.db" and env["BENTOML_HOME"] == "/h"
     assert env["LC_ALL"] == "C.UTF-8" and env["PATH"] == os.environ["PATH"]
+
+
+def test_model_processes_cache_bytecode_in_their_environment_not_beside_the_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    python = tmp_path / "env" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.symlink_to(sys.executable)
+    source = tmp_path / "model"
+    source.mkdir()
+    (source / "train_helpers.py").write_text("VALUE = 41 + 1\n")
+    env = model_process_env(python=python)
+    assert "PYTHONDONTWRITEBYTECODE" not in env
+    argv = [str(python), "-c", "import train_helpers; print(train_helpers.VALUE)"]
+    out = subprocess.run(argv, cwd=source, env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "42"
+    assert not list(source.rglob("*.pyc")), "nothing is written beside the model's sources"
+    assert list((tmp_path / "env" / "pycache").rglob("train_helpers*.pyc")), "the environment keeps the bytecode"
+    assert "PYTHONPYCACHEPREFIX" not in model_process_env(), "without an environment, the caller's setting stands"
 
 
 def test_environment_fingerprint_follows_requirements(monorepo: Path) -> None:

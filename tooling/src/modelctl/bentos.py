@@ -85,7 +85,8 @@ def start(
     is killed. ``owner`` marks the server and its workers (`procs.OWNER_ENV`) so they can be found later.
     """
     python = model_python(repo, model)
-    env = model_process_env({"BENTOML_HOME": str(State.of(repo).bentoml_home)})  # no deploy secrets in a model
+    # No deploy secrets reach a model; bytecode is cached in its environment.
+    env = model_process_env({"BENTOML_HOME": str(State.of(repo).bentoml_home)}, python=python)
     server = procs.start(serve_command(python, bento, port), repo.root, log, env, owner=owner, detached=detached)
     try:
         procs.wait_ready(f"http://127.0.0.1:{port}", server.pid, log, timeout=ready_timeout)

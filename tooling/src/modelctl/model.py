@@ -50,11 +50,12 @@ class Model:
         check: bool = True,
     ) -> cmd.Completed:
         """``python ARGS`` in the model's environment, from its folder, with only what a model's code may see."""
+        python = self.python()
         return cmd.run(
-            [self.python(), *args],
+            [python, *args],
             what=what,
             cwd=self.folder,
-            env=model_process_env(env, data_url=self.data_url_variable),
+            env=model_process_env(env, data_url=self.data_url_variable, python=python),
             timeout=timeout,
             check=check,
         )

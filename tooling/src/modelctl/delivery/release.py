@@ -311,7 +311,8 @@ def pushed_image(model: Model, bento: str) -> str:
         return str(found[0]["image"])
     tag = kubernetes.image(model.config, bento)
     docker = {k: v for k, v in os.environ.items() if k.startswith(("DOCKER_", "BUILDKIT_"))}
-    kubernetes.containerize(model.python(), bento, tag, model_process_env({**store_env(model), **docker}))
+    python = model.python()
+    kubernetes.containerize(python, bento, tag, model_process_env({**store_env(model), **docker}, python=python))
     reference = kubernetes.push(tag)
     state.store.write_json(key, {"bento": bento, "image": reference})
     return reference
@@ -407,7 +408,10 @@ def import_file(model: Model, path: Path, sha256: str) -> tuple[str, str]:
     if not path.is_file():
         raise UsageError(f"bento file {given} does not exist or is not a regular file")
     archive.inspect(path, model.name, sha256)  # refused before the model's environment is even created
-    info = archive.import_bento(model.python(), path, model.name, sha256, env=model_process_env(store_env(model)))
+    python = model.python()
+    info = archive.import_bento(
+        python, path, model.name, sha256, env=model_process_env(store_env(model), python=python)
+    )
     return info.tag, info.sha256
 
 
