@@ -285,5 +285,5 @@ def post_gen(context: Mapping[str, Any], template_dir: Path, project_dir: Path) 
     slug = context["model_slug"]
     print(f"Created {project_dir} (local ports: {', '.join(f'{k} {v}' for k, v in ports.items())})")
     print(f"Next, from the repository root: tox -e model-{slug}   (its tests, in its own environment)")
-    print(f"      then: modelctl pipeline {slug}   (train, build, load-test gate, fuzz, deploy to local staging)")
+    print(f"      then: modelctl pipeline {slug}   (train, build, fuzz, load-test gate, deploy to local staging)")
     return 0

@@ -51,6 +51,11 @@ def test_failing_tests_stop_the_pipeline_before_anything_is_released(
     assert len(slack.requests) == 1 and "failed" in slack.requests[0].body["text"]
 
 
-def test_a_gate_breach_in_the_pipeline_exits_3(delivery: Repo) -> None:
-    with config_changed(delivery, loadtest__max_p90_ms=0.001):
+def test_a_gate_breach_in_the_pipeline_exits_3_with_one_notification(
+    delivery: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with config_changed(delivery, loadtest__max_p90_ms=0.001), http_stand_in([]) as slack:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
         assert main(["pipeline", MODEL, "--skip-tests"]) == 3
+    assert len(slack.requests) == 1, "promote announces the failure; the pipeline does not announce it again"
+    assert "failed" in slack.requests[0].body["text"] and "P90" in slack.requests[0].body["text"]

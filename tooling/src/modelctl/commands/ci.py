@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         shard.add_argument("--models", required=True, help="the shard's models: a,b or a JSON list")
         return shard
 
-    check_parser = shard_parser("check", "doctor, tests, train, build, load-test gate and fuzz each model")
+    check_parser = shard_parser("check", "doctor, tests, train, build, fuzz and load-test gate each model")
     check_parser.set_defaults(run=lambda a: check(find_repo(), parse_list(a.models) or []))
     build_parser = shard_parser("build", "check each model, then export its verified bento to --out")
     build_parser.add_argument("--out", type=Path, default=Path("dist"), help="folder for <model>.bento")

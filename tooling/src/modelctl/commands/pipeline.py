@@ -1,4 +1,4 @@
-"""`modelctl pipeline MODEL`: validate -> test (while training and building) -> load-test gate -> fuzz -> deploy."""
+"""`modelctl pipeline MODEL`: validate -> test (beside train -> build -> fuzz) -> load-test gate -> deploy."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from modelkit import ENVIRONMENTS
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "pipeline", help="validate, test, train, build, load-test gate, fuzz, deploy and notify one model"
+        "pipeline", help="validate, test, train, build, fuzz, load-test gate, deploy and notify one model"
     )
     parser.add_argument("model")
     parser.add_argument("--env", default="staging", choices=ENVIRONMENTS)

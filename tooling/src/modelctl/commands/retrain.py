@@ -1,7 +1,7 @@
 """`modelctl retrain MODEL [--dry-run]` and `modelctl retrain --due`: champion/challenger retraining.
 
 extract (train.load_data) -> train a candidate -> evaluate candidate and champion on the same fresh
-holdout -> promote only if better (locally: build, load-test gate, fuzz, deploy; in CI: dispatch
+holdout -> promote only if better (locally: build, fuzz, load-test gate, deploy; in CI: dispatch
 deploy.yml) -> notify. A failing step leaves the live model in place and exits non-zero.
 """
 

@@ -1,6 +1,6 @@
 """What one CI job does for each model of its shard (`modelctl ci check|build|deploy|undeploy`).
 
-Pull requests: doctor, the model's tests, training, build, load-test gate and fuzzing on one started candidate.
+Pull requests: doctor, the model's tests, training, build, fuzzing and the load-test gate on one started candidate.
 Merges: the same (or, for a retraining winner, the stored bento instead of training), then the verified bento is
 exported to ``dist/<model>.bento``; its sha256 goes into the state store under this workflow run, and the deploy
 jobs import a file only when its digest matches that record (whoever can rewrite the artifact cannot rewrite the
@@ -81,15 +81,15 @@ def fetch_stored(model: Model, bento: str) -> str:
 
 def check(model: Model) -> str:
     """Everything a pull request must pass for ``model``; one line of what passed."""
-    log = StageLog(f"check {model.name}", ["doctor", "test", "train", "build", "load-test gate", "fuzz"])
+    log = StageLog(f"check {model.name}", ["doctor", "test", "train", "build", "fuzz", "load-test gate"])
     bento = _verified_bento(model, log)
-    return f"{bento}: " + "; ".join(f"{s.name} {s.detail}" for s in log.stages if s.name in ("load-test gate", "fuzz"))
+    return f"{bento}: " + "; ".join(f"{s.name} {s.detail}" for s in log.stages if s.name in ("fuzz", "load-test gate"))
 
 
 def build_verified(model: Model, out_dir: Path, stored: str | None = None) -> str:
     """Check (or fetch a stored winner and verify it), export to ``out_dir/<model>.bento``, record its digest."""
     state = require_shared_store(model.repo)
-    log = StageLog(f"build {model.name}", ["doctor", "test", "train", "build", "load-test gate", "fuzz", "export"])
+    log = StageLog(f"build {model.name}", ["doctor", "test", "train", "build", "fuzz", "load-test gate", "export"])
     bento = _verified_bento(model, log, stored)
     with log.stage("export") as stage:
         path, digest = release.export(model, bento, out_dir / f"{model.name}.bento")

@@ -1,7 +1,8 @@
-"""The whole road for one model: validate -> test (while training and building) -> gate -> fuzz -> deploy.
+"""The whole road for one model: validate -> test (beside train -> build -> fuzz) -> gate -> deploy.
 
-The model's tests and its training run side by side (they are independent; nothing is released unless
-both pass), then promote.py takes the built bento through one started candidate.
+The model's tests run in the background while the model is trained, built, started once as the candidate
+and fuzzed (independent checks; nothing is released unless all pass). promote.py then waits for the tests
+before the load-test gate, so the gate measures the candidate on a machine where nothing else of ours runs.
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ class PipelineRun:
     live_after: float = 0.0  # seconds from the start until the new version was live (the watch runs after)
     promotion: promoting.Promotion | None = None
     trained: training.Trained | None = None
+    promoting: bool = False  # promote was called: it sends the run's one notification, failure or not
 
 
 def pipeline(model: Model, env: str = "staging", skip_tests: bool = False, approved: bool = False) -> PipelineRun:
     log = StageLog(
         f"pipeline {model.name} -> {env}",
-        ["validate", "environment", "test", "train", "build", "load-test gate", "fuzz", f"deploy {env}", "watch"],
+        ["validate", "environment", "test", "train", "build", "fuzz", "load-test gate", f"deploy {env}", "watch"],
     )
     run = PipelineRun(model.name, env, log)
     started = time.monotonic()
@@ -51,7 +53,7 @@ def pipeline(model: Model, env: str = "staging", skip_tests: bool = False, appro
     except ModelctlError as exc:
         run.wall_seconds = time.monotonic() - started
         failed = log.failed
-        if run.promotion is None:  # promote notifies for itself; earlier failures are announced here
+        if not run.promoting:  # promote notifies for itself; earlier failures are announced here
             _announce_failure(model, run, exc)
         raise StageFailedError(failed.name if failed else "pipeline", exc, run) from exc
     run.wall_seconds = time.monotonic() - started
@@ -79,22 +81,44 @@ def _run(model: Model, env: str, skip_tests: bool, approved: bool, run: Pipeline
         with log.stage("build") as stage:
             built = building.build(model)
             stage.detail = built.bento
-    finally:
+    except BaseException:
         if tests is not None:
-            tests.join()
+            _finish_tests(tests, log, quiet=True)
+        raise
     if tests is None:
         log.record("test", 0.0, "skipped", status="skipped")
-    elif tests.error is not None:
-        log.record("test", tests.seconds, str(tests.error).splitlines()[0], status="FAILED")
-        for stage in log.stages:
-            if stage.status == "pending":
-                stage.status = "not run"
-        raise tests.error
-    else:
+    run.promoting = True
+    try:
+        run.promotion = promoting.promote(
+            model,
+            built.bento,
+            env,
+            approved=approved,
+            stages=log,
+            title=f"pipeline {model.name} -> {env}",
+            before_gate=(lambda: _finish_tests(tests, log)) if tests is not None else None,
+        )
+    finally:
+        if tests is not None:  # promote failed before it waited for them: they still finish and are shown
+            _finish_tests(tests, log, quiet=True)
+
+
+def _finish_tests(tests: _Background, log: StageLog, quiet: bool = False) -> None:
+    """Wait for the model's tests and record the stage once; raise when they failed (unless ``quiet``: another
+    failure is already on its way)."""
+    tests.join()
+    if tests.recorded:
+        return
+    tests.recorded = True
+    if tests.error is None:
         log.record("test", tests.seconds, tests.value or "")
-    run.promotion = promoting.promote(
-        model, built.bento, env, approved=approved, stages=log, title=f"pipeline {model.name} -> {env}"
-    )
+        return
+    log.record("test", tests.seconds, str(tests.error).splitlines()[0], status="FAILED")
+    for stage in log.stages:
+        if stage.status == "pending":
+            stage.status = "not run"
+    if not quiet:
+        raise promoting.PrerequisiteFailedError(tests.error)
 
 
 class _Background:
@@ -104,6 +128,7 @@ class _Background:
         self.value: str | None = None
         self.error: ModelctlError | None = None
         self.seconds = 0.0
+        self.recorded = False
         self._thread = threading.Thread(target=self._run, args=(fn, model), daemon=True)
         self._started = time.monotonic()
         self._thread.start()

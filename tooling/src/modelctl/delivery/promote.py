@@ -1,4 +1,8 @@
-"""Promote: one started candidate goes through the load-test gate, then fuzzing, then the deploy.
+"""Promote: one started candidate goes through fuzzing, then the load-test gate, then the deploy.
+
+Fuzzing comes first: it is a correctness check that needs no quiet machine, so it can run while the
+caller's own checks (the pipeline's model tests) still run; the load test then measures a server that has
+already answered hostile input, on a machine with nothing else of ours running.
 
 The one place that decides whether a candidate may go live, and that sends the one notification of the
 run (pipeline, retrain and `modelctl promote` all come through here). A candidate that fails any check
@@ -8,6 +12,7 @@ is recorded in the ledger as a failed attempt and never changes what is live.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +47,16 @@ class Promotion:
         return self.record is not None and self.record.outcome in ("deployed", "rolled_back", "rendered")
 
 
+class PrerequisiteFailedError(ModelctlError):
+    """A check the caller ran beside fuzzing (the pipeline's model tests) failed: the candidate was never judged,
+    so nothing is recorded as an attempt."""
+
+    def __init__(self, cause: ModelctlError) -> None:
+        super().__init__(str(cause))
+        self.exit_code = cause.exit_code
+        self.cause = cause
+
+
 def promote(
     model: Model,
     bento: str,
@@ -53,14 +68,19 @@ def promote(
     target: str | None = None,
     title: str | None = None,
     facts: dict[str, str] | None = None,
+    before_gate: Callable[[], None] | None = None,
 ) -> Promotion:
-    """Gate, fuzz and deploy ``bento``; notify once; raise on any failure (nothing live changes)."""
-    log = stages or StageLog(f"promote {model.name} -> {env}", ["load-test gate", "fuzz", f"deploy {env}", "watch"])
+    """Fuzz, gate and deploy ``bento``; notify once; raise on any failure (nothing live changes).
+
+    ``before_gate`` is called after fuzzing and before the load test: the pipeline waits there for the model's
+    tests (raising `PrerequisiteFailedError` when they failed), so the load test runs on a quiet machine.
+    """
+    log = stages or StageLog(f"promote {model.name} -> {env}", ["fuzz", "load-test gate", f"deploy {env}", "watch"])
     release.check_environment(model, env, approved)
     release.choose_target(model, target)
     result = Promotion(model.name, env, bento, facts=dict(facts or {}))
     try:
-        _promote(model, bento, env, approved, log, examples, target, result)
+        _promote(model, bento, env, approved, log, examples, target, result, before_gate)
     except ModelctlError as exc:
         announce(model, result, log, title, failure=exc)
         raise
@@ -86,8 +106,9 @@ def verify(
     examples: int = fuzzing.DEFAULT_EXAMPLES,
     result: Promotion | None = None,
     live_env: str | None = None,
+    before_gate: Callable[[], None] | None = None,
 ) -> Verified:
-    """Start ``bento`` once; load-test it, then fuzz it. The one place a candidate passes or is refused.
+    """Start ``bento`` once; fuzz it, then load-test it. The one place a candidate passes or is refused.
 
     With ``live_env`` the candidate runs on that environment's local port and, when it passes, is kept running
     for the deploy to take over (nothing is live there yet, so nothing is at risk).
@@ -96,13 +117,6 @@ def verify(
     if result is not None:
         result.report_dir = reports
     with candidates.started(model, bento, reports / "server.log", live_env=live_env) as candidate:
-        with log.stage("load-test gate") as stage:
-            tested = gate.load_test(model, candidate.url, reports, bento, server_pid=candidate.running.pid)
-            if result is not None:
-                result.gate = tested
-            stage.detail = gate.one_line(tested.verdict)
-            if not tested.verdict.passed:
-                raise gate.GateBreachedError("; ".join(tested.verdict.breaches) + f" ({stage.detail})")
         with log.stage("fuzz") as stage:
             fuzzed = fuzzing.fuzz_served(
                 model, candidate.url, reports, candidate.pids, examples, server_log=reports / "server.log"
@@ -112,6 +126,15 @@ def verify(
             stage.detail = fuzzed.one_line()
             if not fuzzed.passed:
                 raise fuzzing.FuzzFailedError("; ".join(fuzzed.result.problems()) + f" ({stage.detail})")
+        if before_gate is not None:
+            before_gate()
+        with log.stage("load-test gate") as stage:
+            tested = gate.load_test(model, candidate.url, reports, bento, server_pid=candidate.running.pid)
+            if result is not None:
+                result.gate = tested
+            stage.detail = gate.one_line(tested.verdict)
+            if not tested.verdict.passed:
+                raise gate.GateBreachedError("; ".join(tested.verdict.breaches) + f" ({stage.detail})")
         gate.save_pass(model, bento, tested)
         running = candidate.hand_over() if live_env else None
     return Verified(bento, reports, tested, fuzzed, running)
@@ -135,10 +158,13 @@ def _promote(
     examples: int,
     target: str | None,
     result: Promotion,
+    before_gate: Callable[[], None] | None = None,
 ) -> None:
     live_env = env if first_local_deploy(model, env, target) else None
     try:
-        verified = verify(model, bento, log, examples, result, live_env=live_env)
+        verified = verify(model, bento, log, examples, result, live_env=live_env, before_gate=before_gate)
+    except PrerequisiteFailedError:
+        raise
     except ModelctlError as exc:  # refused by a gate, or could not even start: a failed attempt, nothing changes
         refused = release.new_record(model, env, release.choose_target(model, target), bento, "failed")
         refused.reason = redact(str(exc).splitlines()[0])
