@@ -48,7 +48,7 @@ test-models: $(STAMP) ## every model's own tests, each in its own env
 test-template: $(STAMP) ## bake every framework variant and run the baked tests
 	$(BIN)/tox run -e template
 
-demo: $(STAMP) ## the whole flow for the example model: validate, test, train, build, load-test gate, deploy to local staging
+demo: $(STAMP) ## the whole flow for the example model: validate, test, train, build, fuzz, load-test gate, deploy to local staging
 	$(BIN)/modelctl list
 	$(BIN)/modelctl pipeline iris_classifier --env staging
 

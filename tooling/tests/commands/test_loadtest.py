@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from modelctl import bentos, procs
-from modelctl.delivery import gate
+from modelctl.delivery import build, gate
 from modelctl.delivery.reports import new_report_dir
 from modelctl.main import main
 from modelctl.repo import Repo
 from tests.conftest import MODEL
-from tests.delivery.helpers import config_changed
+from tests.delivery.helpers import appended, config_changed
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +32,20 @@ def test_a_gate_breach_exits_3_naming_the_limit(
     assert "gate breached: P90 latency" in capsys.readouterr().err
 
 
-def test_a_server_that_never_starts_is_exit_1_with_its_log(delivery: Repo, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["loadtest", MODEL, "--bento", f"{MODEL}:doesnotexist"]) == 1
-    assert "exited before it became ready; last lines of" in capsys.readouterr().err
+def test_a_server_that_never_starts_is_exit_1_with_its_log(
+    delivery: Repo, gated: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = delivery.model(MODEL)
+    with appended(model.folder / "model_io.py", "def load(stored):\n    raise RuntimeError('broken model')"):
+        broken = build.build(model).bento
+    assert main(["loadtest", MODEL, "--bento", broken]) == 1
+    err = capsys.readouterr().err
+    assert "last lines of" in err and "broken model" in err, "the server log names the cause"
+
+
+def test_a_bento_that_is_not_in_the_store_is_a_usage_error(delivery: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["loadtest", MODEL, "--bento", f"{MODEL}:doesnotexist"]) == 2
+    assert f"bento {MODEL}:doesnotexist is not in the store" in capsys.readouterr().err
 
 
 def test_without_a_bento_nothing_is_started_and_no_report_folder_is_left(
