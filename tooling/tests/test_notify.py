@@ -78,6 +78,16 @@ def test_without_webhook_prints_and_writes_step_summary(
     assert "run: https://github.com/acme/models/actions/runs/42" in written and "| a | b |" in written
 
 
+def test_the_terminal_gets_the_message_as_written_not_escaped_for_slack(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+    message = Message(title="pipeline m -> staging", model="m", env="staging", verdict="deployed", facts={"a": "x & y"})
+    notify(message)
+    err = capsys.readouterr().err
+    assert "pipeline m -> staging" in err and "a: x & y" in err and "&gt;" not in err and "&amp;" not in err
+
+
 def test_with_webhook_env(monkeypatch: pytest.MonkeyPatch) -> None:
     with http_stand_in([200]) as slack:
         monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)

@@ -45,8 +45,12 @@ class Message:
             head.append(f"run: {url}")
         return head
 
+    def plain(self) -> str:
+        """The message for a terminal: redacted, not escaped for Slack."""
+        return redact(f"*{self.title}*\n" + "\n".join(f"• {line}" for line in self.lines()))
+
     def text(self) -> str:
-        return slack_escape(redact(f"*{self.title}*\n" + "\n".join(f"• {line}" for line in self.lines())))
+        return slack_escape(self.plain())
 
     def markdown(self) -> str:
         return redact(f"### {self.title}\n\n" + "\n".join(f"- {line}" for line in self.lines()) + "\n")
@@ -128,7 +132,7 @@ def notify(message: Message, extra_markdown: str = "") -> bool:
         append_step_summary(message.markdown() + redact(extra_markdown))
         url = os.environ.get("SLACK_WEBHOOK_URL")
         if not url:
-            err.print("notification (SLACK_WEBHOOK_URL not set, printing instead):\n" + message.text(), markup=False)
+            err.print("notification (SLACK_WEBHOOK_URL not set, printing instead):\n" + message.plain(), markup=False)
             return False
         return post_slack(url, message)
     except Exception as exc:  # noqa: BLE001 - a notification never changes a run's outcome
