@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,34 +67,45 @@ def run(
     input: str | bytes | None = None,  # noqa: A002 - subprocess's own name
     timeout: float | None = None,
     check: bool = True,
+    on_start: Callable[[int], None] | None = None,
 ) -> Completed:
     """Run ``argv`` to completion, capturing its output; CommandError (``what`` failed) unless ``check`` is off.
 
-    ``env`` replaces the environment when given (pass ``{**os.environ, ...}`` to extend it).
+    ``env`` replaces the environment when given (pass ``{**os.environ, ...}`` to extend it). ``on_start`` gets
+    the pid as soon as the program runs (to stop it from another thread). The program is killed when it runs out
+    of ``timeout`` or when anything (Ctrl-C) interrupts the wait.
     """
     args = [str(a) for a in argv]
     label = what or f"`{Path(args[0]).name}`"
     text_input = input.decode("utf-8", "replace") if isinstance(input, bytes) else input
     try:
-        result = subprocess.run(
+        process = subprocess.Popen(
             args,
             cwd=cwd,
             env=dict(env) if env is not None else None,
-            input=text_input,
-            capture_output=True,
+            stdin=subprocess.PIPE if text_input is not None else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             errors="replace",
-            timeout=timeout,
-            check=False,
         )
     except FileNotFoundError as exc:
         raise CommandError(label, args, 127, f"{args[0]}: not found on PATH ({exc})") from exc
-    except subprocess.TimeoutExpired as exc:
-        output = _text(exc.stdout) + _text(exc.stderr)
-        raise CommandError(f"{label} after {timeout:.0f}s", args, None, output) from exc
-    completed = Completed(args, result.returncode, result.stdout, result.stderr)
-    if check and result.returncode != 0:
-        raise CommandError(label, args, result.returncode, completed.output)
+    with process:
+        if on_start is not None:
+            on_start(process.pid)
+        try:
+            stdout, stderr = process.communicate(text_input, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            process.kill()
+            stdout, stderr = process.communicate()
+            raise CommandError(f"{label} after {timeout:.0f}s", args, None, _text(stdout) + _text(stderr)) from exc
+        except BaseException:
+            process.kill()
+            raise
+    completed = Completed(args, process.returncode, stdout, stderr)
+    if check and process.returncode != 0:
+        raise CommandError(label, args, process.returncode, completed.output)
     return completed
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,8 +48,10 @@ class Model:
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
         check: bool = True,
+        on_start: Callable[[int], None] | None = None,
     ) -> cmd.Completed:
-        """``python ARGS`` in the model's environment, from its folder, with only what a model's code may see."""
+        """``python ARGS`` in the model's environment, from its folder, with only what a model's code may see.
+        ``on_start`` gets the pid once it runs (see `cmd.run`)."""
         python = self.python()
         return cmd.run(
             [python, *args],
@@ -58,6 +60,7 @@ class Model:
             env=model_process_env(env, data_url=self.data_url_variable, python=python),
             timeout=timeout,
             check=check,
+            on_start=on_start,
         )
 
     def sample(self) -> dict[str, Any]:

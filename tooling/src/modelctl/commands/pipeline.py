@@ -34,7 +34,7 @@ def pipeline(repo: Repo, name: str, env: str, skip_tests: bool, yes: bool) -> in
     out.print(run.log.table())
     out.print(
         f"live after {run.live_after:.1f}s; wall clock {run.wall_seconds:.1f}s with the watch (the tests ran beside "
-        "training and building)",
+        "training, building and fuzzing)",
         markup=False,
     )
     promotion = run.promotion

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from modelctl import procs
 from modelctl.delivery import build as building
 from modelctl.delivery import promote as promoting
+from modelctl.delivery import release
 from modelctl.delivery import train as training
-from modelctl.delivery.stages import StageLog
+from modelctl.delivery.stages import Stage, StageLog
 from modelctl.delivery.testing import run_tests
 from modelctl.errors import ModelctlError
 from modelctl.model import Model
@@ -52,14 +53,23 @@ def pipeline(model: Model, env: str = "staging", skip_tests: bool = False, appro
         _run(model, env, skip_tests, approved, run)
     except ModelctlError as exc:
         run.wall_seconds = time.monotonic() - started
-        failed = log.failed
+        failed = _blamed(log, exc)
         if not run.promoting:  # promote notifies for itself; earlier failures are announced here
-            _announce_failure(model, run, exc)
+            _announce_failure(model, run, failed, exc)
         raise StageFailedError(failed.name if failed else "pipeline", exc, run) from exc
     run.wall_seconds = time.monotonic() - started
     if run.promotion is not None:
         run.live_after = run.wall_seconds - _after_live(run)
     return run
+
+
+def _blamed(log: StageLog, exc: ModelctlError) -> Stage | None:
+    """The stage whose failure ended the run: the tests when they are what raised, else the first other failed
+    stage (tests that failed beside a fuzz or gate failure are in the table, but did not end the run)."""
+    failed = [s for s in log.stages if s.status == "FAILED"]
+    if isinstance(exc, promoting.PrerequisiteFailedError):
+        return next((s for s in failed if s.name == "test"), None)
+    return next((s for s in failed if s.name != "test"), failed[0] if failed else None)
 
 
 def _after_live(run: PipelineRun) -> float:
@@ -70,10 +80,13 @@ def _after_live(run: PipelineRun) -> float:
 def _run(model: Model, env: str, skip_tests: bool, approved: bool, run: PipelineRun) -> None:
     log = run.log
     with log.stage("validate") as stage:
-        stage.detail = f"config ok ({model.config.framework}, {model.config.task})"
+        # What would refuse the deploy is checked before anything is trained.
+        release.check_environment(model, env, approved)
+        target = release.choose_target(model, None)
+        stage.detail = f"config ok ({model.config.framework}, {model.config.task}; {target} target)"
     with log.stage("environment") as stage:
         stage.detail = str(model.python().parent.parent.name)
-    tests = _Background(run_tests, model) if not skip_tests else None
+    tests = _BackgroundTests(model, log) if not skip_tests else None
     try:
         with log.stage("train") as stage:
             trained = run.trained = training.train(model)
@@ -81,14 +94,9 @@ def _run(model: Model, env: str, skip_tests: bool, approved: bool, run: Pipeline
         with log.stage("build") as stage:
             built = building.build(model)
             stage.detail = built.bento
-    except BaseException:
-        if tests is not None:
-            _finish_tests(tests, log, quiet=True)
-        raise
-    if tests is None:
-        log.record("test", 0.0, "skipped", status="skipped")
-    run.promoting = True
-    try:
+        if tests is None:
+            log.record("test", 0.0, "skipped", status="skipped")
+        run.promoting = True
         run.promotion = promoting.promote(
             model,
             built.bento,
@@ -96,57 +104,87 @@ def _run(model: Model, env: str, skip_tests: bool, approved: bool, run: Pipeline
             approved=approved,
             stages=log,
             title=f"pipeline {model.name} -> {env}",
-            before_gate=(lambda: _finish_tests(tests, log)) if tests is not None else None,
+            before_gate=tests.finish if tests is not None else None,
+            on_failure=tests.stop if tests is not None else None,
         )
     finally:
-        if tests is not None:  # promote failed before it waited for them: they still finish and are shown
-            _finish_tests(tests, log, quiet=True)
+        if tests is not None:  # the run ended another way (a failure, Ctrl-C, SIGTERM): no waiting for the tests
+            tests.stop()
 
 
-def _finish_tests(tests: _Background, log: StageLog, quiet: bool = False) -> None:
-    """Wait for the model's tests and record the stage once; raise when they failed (unless ``quiet``: another
-    failure is already on its way)."""
-    tests.join()
-    if tests.recorded:
-        return
-    tests.recorded = True
-    if tests.error is None:
-        log.record("test", tests.seconds, tests.value or "")
-        return
-    log.record("test", tests.seconds, str(tests.error).splitlines()[0], status="FAILED")
-    for stage in log.stages:
-        if stage.status == "pending":
-            stage.status = "not run"
-    if not quiet:
-        raise promoting.PrerequisiteFailedError(tests.error)
+class _BackgroundTests:
+    """The model's tests, run in a thread (it waits on pytest, so the GIL is free) while the pipeline goes on.
 
+    `finish` waits for them and records the stage (raising `PrerequisiteFailedError` when they failed); `stop`
+    ends them at once when the run is over for another reason, recording them as stopped unless they had
+    already finished.
+    """
 
-class _Background:
-    """Run ``fn(model)`` in a thread (it waits on a subprocess, so the GIL is free); keep its result or error."""
-
-    def __init__(self, fn: Callable[[Model], str], model: Model) -> None:
+    def __init__(self, model: Model, log: StageLog) -> None:
+        self.log = log
         self.value: str | None = None
         self.error: ModelctlError | None = None
         self.seconds = 0.0
-        self.recorded = False
-        self._thread = threading.Thread(target=self._run, args=(fn, model), daemon=True)
+        self._pid: int | None = None
+        self._stopping = False
+        self._recorded = False
+        self._lock = threading.Lock()
         self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, args=(model,), daemon=True)
         self._thread.start()
 
-    def _run(self, fn: Callable[[Model], str], model: Model) -> None:
+    def _run(self, model: Model) -> None:
         try:
-            self.value = fn(model)
+            self.value = run_tests(model, on_start=self._on_start)
         except ModelctlError as exc:
             self.error = exc
         finally:
             self.seconds = time.monotonic() - self._started
 
-    def join(self) -> None:
+    def _on_start(self, pid: int) -> None:
+        with self._lock:
+            self._pid = pid
+            stopping = self._stopping
+        if stopping:
+            self._kill()
+
+    def _kill(self) -> None:
+        identity = procs.Identity.of(self._pid) if self._pid is not None else None
+        if identity is not None:
+            procs.stop_tree([identity], timeout=5.0)
+
+    def finish(self) -> None:
         self._thread.join()
+        if self._recorded:
+            return
+        self._recorded = True
+        if self.error is None:
+            self.log.record("test", self.seconds, self.value or "")
+            return
+        self.log.record("test", self.seconds, str(self.error).splitlines()[0], status="FAILED")
+        for stage in self.log.stages:
+            if stage.status == "pending":
+                stage.status = "not run"
+        raise promoting.PrerequisiteFailedError(self.error)
+
+    def stop(self) -> None:
+        if self._recorded:
+            return
+        with self._lock:
+            self._stopping = True
+        if self._thread.is_alive():
+            self._kill()
+            self._thread.join()
+            self._recorded = True
+            self.log.record("test", self.seconds, "stopped: the run ended before they finished", status="stopped")
+            return
+        try:
+            self.finish()  # they had finished: their real result goes in the table
+        except promoting.PrerequisiteFailedError:
+            pass
 
 
-def _announce_failure(model: Model, run: PipelineRun, exc: ModelctlError) -> None:
-    failed = run.log.failed
+def _announce_failure(model: Model, run: PipelineRun, failed: Stage | None, exc: ModelctlError) -> None:
     notify(
         Message(
             title=f"pipeline {model.name} failed ({run.env})",

@@ -69,11 +69,14 @@ def promote(
     title: str | None = None,
     facts: dict[str, str] | None = None,
     before_gate: Callable[[], None] | None = None,
+    on_failure: Callable[[], None] | None = None,
 ) -> Promotion:
     """Fuzz, gate and deploy ``bento``; notify once; raise on any failure (nothing live changes).
 
     ``before_gate`` is called after fuzzing and before the load test: the pipeline waits there for the model's
     tests (raising `PrerequisiteFailedError` when they failed), so the load test runs on a quiet machine.
+    ``on_failure`` is called before a failure is announced (the pipeline settles its tests there, so the one
+    notification carries the final stage table).
     """
     log = stages or StageLog(f"promote {model.name} -> {env}", ["fuzz", "load-test gate", f"deploy {env}", "watch"])
     release.check_environment(model, env, approved)
@@ -82,6 +85,8 @@ def promote(
     try:
         _promote(model, bento, env, approved, log, examples, target, result, before_gate)
     except ModelctlError as exc:
+        if on_failure is not None:
+            on_failure()
         announce(model, result, log, title, failure=exc)
         raise
     announce(model, result, log, title)
