@@ -129,6 +129,8 @@ class _BackgroundTests:
         self._stopping = False
         self._recorded = False
         self._lock = threading.Lock()
+        # Not Thread.is_alive()/join(): on Python 3.11 a join interrupted by a signal marks a running thread stopped.
+        self._done = threading.Event()
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._run, args=(model,), daemon=True)
         self._thread.start()
@@ -140,6 +142,7 @@ class _BackgroundTests:
             self.error = exc
         finally:
             self.seconds = time.monotonic() - self._started
+            self._done.set()
 
     def _on_start(self, pid: int) -> None:
         with self._lock:
@@ -154,7 +157,7 @@ class _BackgroundTests:
             procs.stop_tree([identity], timeout=5.0)
 
     def finish(self) -> None:
-        self._thread.join()
+        self._done.wait()
         if self._recorded:
             return
         self._recorded = True
@@ -172,9 +175,9 @@ class _BackgroundTests:
             return
         with self._lock:
             self._stopping = True
-        if self._thread.is_alive():
+        if not self._done.is_set():
             self._kill()
-            self._thread.join()
+            self._done.wait(timeout=30)
             self._recorded = True
             self.log.record("test", self.seconds, "stopped: the run ended before they finished", status="stopped")
             return
