@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,17 +15,17 @@ import pytest
 WsgiApp = Callable[[dict[str, Any], Any], Any]
 
 
-def _one_request_at_a_time(app: WsgiApp, strip_conditions: bool = False) -> WsgiApp:
+def _one_request_at_a_time(app: WsgiApp, ignore: Collection[str] = ()) -> WsgiApp:
     """S3 evaluates a conditional write and stores the object atomically; moto checks, then stores, without a
     lock (and under concurrent PUTs of one key its threaded server once answered 500 "I/O operation on closed
-    file"). Serving one request at a time gives the test server S3's guarantee. ``strip_conditions`` plays a
-    server that ignores If-Match/If-None-Match."""
+    file"). Serving one request at a time gives the test server S3's guarantee. ``ignore`` names request headers
+    dropped before moto sees them: a server that ignores, say, If-None-Match."""
     lock = threading.Lock()
+    dropped = ["HTTP_" + header.upper().replace("-", "_") for header in ignore]
 
     def serve(environ: dict[str, Any], start_response: Any) -> Any:
-        if strip_conditions:
-            environ.pop("HTTP_IF_MATCH", None)
-            environ.pop("HTTP_IF_NONE_MATCH", None)
+        for name in dropped:
+            environ.pop(name, None)
         with lock:
             return list(app(environ, start_response))
 
@@ -33,8 +33,9 @@ def _one_request_at_a_time(app: WsgiApp, strip_conditions: bool = False) -> Wsgi
 
 
 @contextmanager
-def moto_server(strip_conditions: bool = False) -> Iterator[str]:
-    """moto's standalone S3 server on 127.0.0.1 (a free port); its endpoint URL. Stopped on exit."""
+def moto_server(ignore: Collection[str] = ()) -> Iterator[str]:
+    """moto's standalone S3 server on 127.0.0.1 (a free port), deaf to the ``ignore`` headers; its endpoint URL.
+    Stopped on exit."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -42,7 +43,7 @@ def moto_server(strip_conditions: bool = False) -> Iterator[str]:
     server.start()
     wsgi = server._server  # the werkzeug server ThreadedMotoServer made; wrap its app (see above)
     assert wsgi is not None
-    wsgi.app = _one_request_at_a_time(wsgi.app, strip_conditions)
+    wsgi.app = _one_request_at_a_time(wsgi.app, ignore)
     host, port = server.get_host_and_port()
     try:
         yield f"http://{host}:{port}"

@@ -6,12 +6,18 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from modelctl.statestore import (
+    Artifact,
     ArtifactMismatchError,
+    Blob,
     CorruptStateError,
     LocalStore,
     Store,
@@ -21,6 +27,8 @@ from modelctl.statestore import (
     open_store,
 )
 from tests.s3_stand_in import AWS_TEST_ENV, moto_server, use_s3
+
+T = TypeVar("T")
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -163,13 +171,86 @@ def test_missing_credentials_are_named(s3_endpoint: str, monkeypatch: pytest.Mon
         open_store(url, base=Path.cwd()).read("ledger/m.json")
 
 
-def test_a_server_that_ignores_conditional_writes_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    with moto_server(strip_conditions=True) as endpoint:
+def _every_object(endpoint: str, url: str) -> list[str]:
+    """All keys in the bucket of the store at ``url``, its hidden ones too (which ``Store.list`` leaves out)."""
+    import boto3
+
+    bucket = url.removeprefix("s3://").split("/")[0]
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    return [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+@pytest.mark.parametrize(
+    "ignored",
+    [("If-None-Match",), ("If-Match",), ("If-Match", "If-None-Match")],
+    ids=["if-none-match", "if-match", "both"],
+)
+def test_a_server_that_ignores_a_conditional_write_header_is_refused(
+    ignored: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = tmp_path / "m.bento"
+    archive.write_bytes(b"a bento")
+    with moto_server(ignore=ignored) as endpoint:
         url = use_s3(monkeypatch, endpoint)
-        store = open_store(url, base=Path.cwd())
-        with pytest.raises(StoreError, match="ignores S3 conditional writes"):
-            store.update_json("ledger/m.json", lambda _doc: {"records": []})
-        assert store.list() == [], "nothing written, the probe removed"
+        bucket = url.removeprefix("s3://").split("/")[0]
+        store = open_store(url, base=tmp_path)
+        creates = (  # the first ledger record, the first lease, a write-once artifact
+            lambda: store.update_json("ledger/m.json", lambda _doc: {"records": []}),
+            lambda: store.write_if("leases/m.json", b"{}", None),
+            lambda: store.put_file("artifacts/bentos/m/v1.bento", archive),
+        )
+        for create in creates:
+            with pytest.raises(StoreError) as caught:
+                create()
+            message = str(caught.value)
+            assert message.startswith(
+                f"{endpoint} ignores S3 conditional writes ({' and '.join(ignored)}) on bucket '{bucket}': "
+            )
+            assert message.endswith(
+                "use a server that honours both If-Match and If-None-Match on PutObject (AWS S3, MinIO)"
+            )
+            assert "\n" not in message
+        assert _every_object(endpoint, url) == [], "nothing written, every probe removed"
+
+
+def test_racing_creates_have_exactly_one_winner(
+    s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = use_s3(monkeypatch, s3_endpoint)
+    store = open_store(url, base=tmp_path)  # unprobed: the racers' first writes check the server at once
+    racers = 6
+
+    def race(create: Callable[[int], T]) -> list[T | StoreError]:
+        start = threading.Barrier(racers)
+
+        def run(n: int) -> T | StoreError:
+            start.wait()
+            try:
+                return create(n)
+            except StoreError as exc:
+                return exc
+
+        with ThreadPoolExecutor(racers) as pool:
+            return list(pool.map(run, range(racers)))
+
+    versions = race(lambda n: store.write_if("leases/m.json", f"runner {n}".encode(), None))
+    won = [n for n, result in enumerate(versions) if isinstance(result, str)]
+    assert len(won) == 1, versions
+    assert all(isinstance(result, VersionConflictError) for n, result in enumerate(versions) if n != won[0])
+    assert store.read("leases/m.json") == Blob(f"runner {won[0]}".encode(), str(versions[won[0]]))
+
+    archives = [tmp_path / f"{n}.bento" for n in range(racers)]
+    for n, archive in enumerate(archives):
+        archive.write_bytes(f"bento of runner {n}".encode())
+    stored = race(lambda n: store.put_file("artifacts/bentos/m/v1.bento", archives[n]))
+    won = [n for n, result in enumerate(stored) if isinstance(result, Artifact)]
+    assert len(won) == 1, stored
+    assert all(isinstance(result, ArtifactMismatchError) for n, result in enumerate(stored) if n != won[0]), stored
+    assert store.stat_file("artifacts/bentos/m/v1.bento") == stored[won[0]]
+    assert sorted(_every_object(s3_endpoint, url)) == [
+        "team/state/artifacts/bentos/m/v1.bento",
+        "team/state/leases/m.json",
+    ], "every probe removed"
 
 
 def test_store_urls_name_what_is_supported(tmp_path: Path) -> None:

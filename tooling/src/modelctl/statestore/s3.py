@@ -4,8 +4,10 @@ Compare-and-swap is S3's own conditional write: ``PutObject`` with ``If-Match: <
 ``If-None-Match: *`` to create), which the server refuses with 412 when another writer got there
 first (409 ConditionalRequestConflict when two such writes overlap; both are a lost race, read
 again). A PUT is atomic, so a killed writer leaves the old or the new object. A server that
-ignores the headers would silently lose updates: the first conditional write of a process checks
-that the server honours ``If-Match`` and refuses to go on otherwise.
+ignores either header would silently lose updates (``If-Match``) or let two runners both create the
+first lease, ledger record or write-once artifact (``If-None-Match``): the first conditional write of a
+process checks that the server honours both, on one probe object it then deletes, and refuses to go on
+otherwise.
 
 Credentials and region come from the usual AWS variables (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``,
 ``AWS_REGION``...); the endpoint from ``MODELCTL_STORE_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3`` /
@@ -60,6 +62,8 @@ UNREACHABLE = {
     "ServerDisconnectedError",
 }
 SHA256_META = "sha256"
+# An ETag no object has (S3's are an MD5 or an MD5-N of parts): If-Match with it must always fail.
+NEVER_ETAG = '"00000000000000000000000000000000"'
 
 _filesystems: dict[tuple[Any, ...], Any] = {}
 _checked: set[tuple[str, str]] = set()
@@ -241,27 +245,36 @@ class S3Store(Store):
         return str(response.get("ETag", ""))
 
     def _check_conditional_writes(self) -> None:
-        """Refuse a server that ignores If-Match: with it, racing runners would silently overwrite each other."""
+        """Refuse a server that ignores If-Match or If-None-Match: racing runners would overwrite each other."""
         marker = (self.endpoint, self.bucket)
         if marker in _checked:
             return
-        probe = self.object_key(f".modelctl-probe-{uuid.uuid4().hex}")
+        probe = self.object_key(f".modelctl-probe-{uuid.uuid4().hex}")  # one per check: concurrent checks never meet
 
-        async def put_if_match() -> bool:
+        async def applied(**condition: str) -> bool:
+            """Whether a PUT of the (existing) probe with ``condition``, which must not hold, was applied anyway."""
             try:
-                await self._put(probe, b"", IfMatch='"00000000000000000000000000000000"')
+                await self._put(probe, b"", **condition)
             except OSError as exc:
-                if _error_code(exc) in CONFLICT_CODES | {"NoSuchKey", "404"}:
-                    return True
+                if _error_code(exc) in CONFLICT_CODES:
+                    return False
                 raise
-            await self.fs._call_s3("delete_object", Bucket=self.bucket, Key=probe)
-            return False
+            return True
 
-        if not self._run("check conditional writes at", probe, put_if_match):
+        async def ignored_headers() -> list[str]:
+            await self._put(probe, b"", IfNoneMatch="*")  # a new key: created by any server
+            try:
+                checks = (("If-Match", {"IfMatch": NEVER_ETAG}), ("If-None-Match", {"IfNoneMatch": "*"}))
+                return [header for header, condition in checks if await applied(**condition)]
+            finally:
+                await self.fs._call_s3("delete_object", Bucket=self.bucket, Key=probe)
+
+        ignored = self._run("check conditional writes at", probe, ignored_headers)
+        if ignored:
             raise StoreError(
-                f"{self.endpoint} ignores S3 conditional writes (If-Match) on bucket {self.bucket!r}: runners writing "
-                "the ledger at the same time would overwrite each other; use a server that supports them "
-                "(AWS S3, MinIO, or another with If-Match/If-None-Match on PutObject)"
+                f"{self.endpoint} ignores S3 conditional writes ({' and '.join(ignored)}) on bucket {self.bucket!r}: "
+                "runners writing the same state at once would overwrite each other; use a server that honours both "
+                "If-Match and If-None-Match on PutObject (AWS S3, MinIO)"
             )
         _checked.add(marker)
 
@@ -326,6 +339,7 @@ class S3Store(Store):
         digest, size = sha256_file(path), path.stat().st_size
         existing = self.stat_file(key)
         if existing is None:
+            self._check_conditional_writes()  # mode="create" is If-None-Match: *
             target = f"{self.bucket}/{self.object_key(key)}"
 
             async def upload() -> bool:
