@@ -18,6 +18,7 @@ from modelctl.console import err, out
 from modelctl.delivery.retrain import RetrainError, check_usage, data_url_variable, retrain
 from modelctl.errors import ModelctlError, UsageError
 from modelctl.github import write_outputs
+from modelctl.redact import redact
 from modelctl.repo import Repo, find_repo
 from modelctl.schedules import is_due
 from modelkit import ENVIRONMENTS
@@ -154,7 +155,7 @@ def retrain_command(repo: Repo, options: Options) -> int:
             record = retrain(repo.model(due_name), options.env, options.dry_run, options.require_data)
             out.print(f"{due_name}: {record['decision']}", markup=False)
         except ModelctlError as exc:
-            err.print(str(exc), markup=False)
+            err.print(redact(str(exc)), markup=False)  # main() masks the one error it prints; this is another
             failures.append(due_name)
     if failures:
         raise RetrainError(f"retraining failed for {', '.join(failures)}")

@@ -1,4 +1,9 @@
-"""Named, timed stages of a run, printed as they go and summarised as a table (terminal and markdown)."""
+"""Named, timed stages of a run, printed as they go and summarised as a table (terminal and markdown).
+
+A stage's detail is masked (``redact``) when it is set, however it is set: it is often an error's first line
+(a training query that failed names its data URL, password included), and the table, the step summary, the
+notification and CI's one-line result all show it (issue 20 item 11).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from dataclasses import dataclass, field
 from rich.table import Table
 
 from modelctl.console import err
+from modelctl.redact import redact
 
 
 @dataclass
@@ -18,6 +24,12 @@ class Stage:
     status: str = "pending"
     seconds: float = 0.0
     detail: str = ""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Every writer (the stage's own code, StageLog.record, a failure) goes through here.
+        if name == "detail" and isinstance(value, str):
+            value = redact(value)
+        super().__setattr__(name, value)
 
 
 @dataclass
@@ -48,7 +60,8 @@ class StageLog:
             yield stage
         except BaseException as exc:
             stage.status = "FAILED"
-            stage.detail = stage.detail or (str(exc).splitlines() or [type(exc).__name__])[0]
+            # The whole text is masked before its first line is taken: a secret may span lines.
+            stage.detail = stage.detail or (redact(str(exc)).splitlines() or [type(exc).__name__])[0]
             stage.seconds = time.monotonic() - started
             for later in self.stages[number:]:
                 if later.status == "pending":

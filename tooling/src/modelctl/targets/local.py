@@ -25,6 +25,7 @@ from typing import Any
 from modelctl import bentos, procs
 from modelctl.console import err
 from modelctl.errors import ModelctlError
+from modelctl.redact import redact
 from modelctl.repo import Repo
 from modelctl.state import State
 
@@ -348,7 +349,7 @@ def _restore(repo: Repo, model: str, env: str, previous: Live | None, sample: di
     try:
         running = _start_verified(repo, model, env, previous.bento, previous.port, log, sample, live=True)
     except ModelctlError as exc:
-        err.print(f"  could not restore {previous.bento}: {exc}", markup=False)
+        err.print(redact(f"  could not restore {previous.bento}: {exc}"), markup=False)  # a server log tail
         write_live(repo, model, env, None)
         return False
     write_live(repo, model, env, _live(running, log))
