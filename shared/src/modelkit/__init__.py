@@ -7,7 +7,7 @@ Imported here: what `modelctl` needs too (no bentoml, numpy or locust). A model 
 
 from modelkit.config import ENVIRONMENTS, FRAMEWORKS, SCHEMA_VERSION, TARGETS, TASKS, ModelConfig
 from modelkit.errors import MAX_ERROR_BYTES, ErrorBodies
-from modelkit.loader import ConfigError, ConfigProblem, load_config, parse_config
+from modelkit.loader import ConfigError, ConfigProblem, load_config, parse_config, read_yaml
 from modelkit.logs import configure_logging
 from modelkit.serving import (
     RequestLimits,
@@ -38,6 +38,7 @@ __all__ = [
     "load_config",
     "model_ref",
     "parse_config",
+    "read_yaml",
     "service_class",
     "service_options",
 ]

@@ -8,16 +8,15 @@ string with the specific reason it does not.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
-
 from modelctl import cmd, requirements
-from modelkit import ConfigError, load_config
+from modelkit import ConfigError, load_config, read_yaml
 
 
 @dataclass(frozen=True)
@@ -35,12 +34,43 @@ class ModelFolder:
         except (OSError, UnicodeDecodeError):
             return None
 
-    def raw_config(self) -> dict[str, Any]:
+    def raw_config(self) -> dict[str, Any] | str:
+        """config.yaml as plain data, or why it cannot be read.
+
+        Read as `load_config` reads it, anchors and aliases refused first: with `yaml.safe_load` (PyYAML 6.0.3),
+        484 bytes of `<<: *a` merge keys took 46 s and 820 MB per read (issue 20 item 12).
+        """
+        text = self.text("config.yaml")
+        if text is None:
+            return "config.yaml is missing or unreadable"
         try:
-            data = yaml.safe_load(self.text("config.yaml") or "")
-        except yaml.YAMLError:
+            data = read_yaml(text, "config.yaml")
+        except ConfigError as exc:
+            return str(exc.problems[0])
+        return data if isinstance(data, dict) else f"config.yaml: got {_yaml_type(data)}; expected a mapping of keys"
+
+    def loadtest(self) -> dict[str, Any] | str:
+        """The config's `loadtest` section ({} when absent), or why it cannot be used."""
+        config = self.raw_config()
+        if isinstance(config, str):
+            return config
+        section = config.get("loadtest")
+        if section is None:
             return {}
-        return data if isinstance(data, dict) else {}
+        return (
+            section
+            if isinstance(section, dict)
+            else f"config.yaml: loadtest: got {_yaml_type(section)}; expected a mapping"
+        )
+
+
+def _yaml_type(value: object) -> str:
+    """The YAML type of ``value`` with its article, as messages name it: "a list", "an integer"."""
+    kind = {dict: "mapping", list: "list", str: "string", int: "integer", float: "number", bool: "boolean"}
+    if value is None:
+        return "nothing"
+    name = kind.get(type(value), type(value).__name__)
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
 
 class Check:
@@ -72,7 +102,9 @@ class MC002(Check):
 
     def check(self, model: ModelFolder) -> bool | str:
         """the load-test gate relies on defaults"""
-        loadtest = model.raw_config().get("loadtest") or {}
+        loadtest = model.loadtest()
+        if isinstance(loadtest, str):
+            return loadtest
         missing = [key for key in ("max_p90_ms", "max_error_rate") if key not in loadtest]
         return f"missing {', '.join('loadtest.' + m for m in missing)}" if missing else True
 
@@ -178,8 +210,13 @@ class MC008(Check):
 
     def check(self, model: ModelFolder) -> bool | str:
         """the load-test payload is missing or invalid"""
-        payload = (model.raw_config().get("loadtest") or {}).get("payload", "sample_request.json")
-        text = model.text(str(payload))
+        loadtest = model.loadtest()
+        if isinstance(loadtest, str):
+            return loadtest
+        payload = loadtest.get("payload", "sample_request.json")
+        if not isinstance(payload, str):
+            return f"config.yaml: loadtest.payload: got {_yaml_type(payload)}; expected a file name"
+        text = model.text(payload)
         if text is None:
             return f"{payload} is missing"
         try:
@@ -258,7 +295,40 @@ class MC010(Check):
         return f"failing hooks: {', '.join(failed) or result.stdout.strip()[-200:]}"
 
 
-CHECKS: tuple[type[Check], ...] = (MC001, MC002, MC003, MC004, MC005, MC006, MC007, MC008, MC009, MC010)
+_SHOWN = 5  # links named in the message; the rest are counted
+
+
+def _relative(path: Path, model: ModelFolder) -> str:
+    return str(path.relative_to(model.folder)) if path != model.folder else f"models/{model.name} itself"
+
+
+class MC011(Check):
+    """the model folder holds no symlinks"""
+
+    fix = (
+        "replace each link with the file it points to (or read the data from the data source): git stores only "
+        "the path a link names, so CI and the bento build see whatever that path holds on their machine, or nothing"
+    )
+
+    def check(self, model: ModelFolder) -> bool | str:
+        """the model folder contains symlinks"""
+        # rglob lists a linked folder but never enters it: a link to `/` cannot make doctor walk the disk.
+        links = [model.folder] if model.folder.is_symlink() else []
+        links += [p for p in sorted(model.folder.rglob("*")) if p.is_symlink()]
+        if not links:
+            return True
+        shown = [f"{_relative(link, model)} -> {os.readlink(link)}" for link in links[:_SHOWN]]
+        more = f" and {len(links) - _SHOWN} more" if len(links) > _SHOWN else ""
+        return ", ".join(shown) + more
+
+
+CHECKS: tuple[type[Check], ...] = (MC001, MC002, MC003, MC004, MC005, MC006, MC007, MC008, MC009, MC010, MC011)
+
+
+def check_range(checks: tuple[type[Check], ...] = CHECKS) -> str:
+    """The ids of ``checks`` as help texts and summaries name them: "MC001-MC011" (never stale when one is added)."""
+    first, last = checks[0].__name__, checks[-1].__name__
+    return first if first == last else f"{first}-{last}"
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
-from modelctl.doctor import CHECKS, ModelFolder, run_checks
+from modelctl.doctor import CHECKS, MC011, ModelFolder, run_checks
 from tests.conftest import Cli
 
 MODEL = "iris_classifier"
@@ -49,6 +50,11 @@ def _hook_failure(folder: Path) -> None:
     (folder / "helpers.py").write_text("def f():\n    return undefined_name\n")
 
 
+def _symlink(folder: Path) -> None:
+    (folder.parent.parent / "train.csv").write_text("x\n1\n")
+    (folder / "train.csv").symlink_to("../../train.csv")
+
+
 BREAK = {
     "MC001": (_replace("config.yaml", "spawn_rate: 25", "spawn_rate: 0"), "loadtest.spawn_rate"),
     "MC002": (_replace("config.yaml", "  max_p90_ms: 500\n", ""), "loadtest.max_p90_ms"),
@@ -60,6 +66,7 @@ BREAK = {
     "MC008": (_replace("sample_request.json", '"instances"', '"rows"'), "has no 'instances' rows"),
     "MC009": (_secret, "settings.py contains a AWS access key"),
     "MC010": (_hook_failure, "ruff check"),
+    "MC011": (_symlink, "train.csv -> ../../train.csv"),
 }
 
 
@@ -92,3 +99,63 @@ def test_cli_exit_codes(cli: Cli, monorepo: Path) -> None:
     assert result.code == 1
     report = json.loads(result.out)[MODEL]
     assert [f["id"] for f in report if not f["passed"]] == ["MC009"]
+
+
+def _doctor_json(cli: Cli) -> dict[str, str]:
+    """`modelctl doctor --json` on the example model (exit 1): each failed check's reason by id."""
+    result = cli("doctor", MODEL, "--json", "--skip-hooks")
+    assert result.code == 1, result.err
+    return {f["id"]: f["reason"] for f in json.loads(result.out)[MODEL] if not f["passed"]}
+
+
+def test_a_merge_key_bomb_is_refused_before_it_expands(cli: Cli, monorepo: Path) -> None:
+    # Nine merges of the level below, eight levels: 43 million keys for a loader that expands merge keys
+    # (46 s and 820 MB per read with yaml.safe_load on PyYAML 6.0.3, issue 20 item 12).
+    lines = ["a0: &a0 {k: v}"] + [f"a{i}: &a{i} {{<<: [{', '.join([f'*a{i - 1}'] * 9)}]}}" for i in range(1, 9)]
+    config = monorepo / "models" / MODEL / "config.yaml"
+    config.write_text(config.read_text() + "\n".join(lines) + "\n")
+    failed = _doctor_json(cli)
+    assert sorted(failed) == ["MC001", "MC002", "MC008"]
+    assert all("YAML anchor &a0 is not allowed" in reason for reason in failed.values())
+
+
+@pytest.mark.parametrize(
+    ("loadtest", "failed", "expected"),
+    [
+        pytest.param(
+            [1], ["MC001", "MC002", "MC008"], "config.yaml: loadtest: got a list; expected a mapping", id="list"
+        ),
+        pytest.param(
+            "fast", ["MC001", "MC002", "MC008"], "config.yaml: loadtest: got a string; expected a mapping", id="string"
+        ),
+        pytest.param(
+            {"max_p90_ms": 500, "max_error_rate": 0.01, "payload": 5},
+            ["MC001", "MC008"],
+            "config.yaml: loadtest.payload: got an integer; expected a file name",
+            id="payload",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_a_failed_check_not_a_crash(
+    cli: Cli, monorepo: Path, loadtest: object, failed: list[str], expected: str
+) -> None:
+    path = monorepo / "models" / MODEL / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["loadtest"] = loadtest
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    reasons = _doctor_json(cli)
+    assert sorted(reasons) == failed
+    assert "loadtest" in reasons["MC001"]
+    assert all(expected in reasons[check] for check in failed if check != "MC001")
+
+
+def test_links_are_named_but_never_followed(monorepo: Path) -> None:
+    folder = monorepo / "models" / MODEL
+    (folder / "disk").symlink_to("/")  # rglob would walk the whole disk if it followed links
+    for name in "abcdef":
+        (folder / "queries" / f"{name}.sql").symlink_to("../train.py")
+    (finding,) = run_checks(ModelFolder(MODEL, folder, monorepo), checks=(MC011,))
+    assert finding.reason == (
+        "the model folder contains symlinks: disk -> /, queries/a.sql -> ../train.py, queries/b.sql -> ../train.py, "
+        "queries/c.sql -> ../train.py, queries/d.sql -> ../train.py and 2 more"
+    )

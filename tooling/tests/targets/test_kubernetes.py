@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import copy
 import datetime
+import re
 import socket
 import ssl
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -419,6 +420,82 @@ def test_exec_credentials_are_used(manifests: list[dict[str, Any]], tmp_path: Pa
             "churn_model", "staging", namespace="ml", context="prod-cluster", kubeconfig=config
         )
     assert [r.outcome for r in removed] == ["deleted"] * 4
+
+
+# --- reading the kubeconfig ------------------------------------------------------------------------
+
+
+def test_a_kubeconfig_with_anchors_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "clusters:\n- name: c\n  cluster: &shared {server: 'http://127.0.0.1:9'}\n"
+        "contexts:\n- name: prod-cluster\n  context: {cluster: c, user: u}\n"
+        f"users:\n- name: u\n  user: {{token: {TOKEN}}}\n"
+    )
+    with pytest.raises(KubernetesError, match=f"^cannot use kubeconfig {re.escape(str(path))}:3: YAML anchor &shared"):
+        kubernetes.access("prod-cluster", kubeconfig=path)
+
+
+def test_a_merge_key_bomb_in_a_kubeconfig_is_refused_before_it_expands(tmp_path: Path) -> None:
+    # 43 million keys for a loader that expands merge keys (issue 20 item 12); refused at the first anchor.
+    lines = ["a0: &a0 {k: v}"] + [f"a{i}: &a{i} {{<<: [{', '.join([f'*a{i - 1}'] * 9)}]}}" for i in range(1, 9)]
+    path = kubeconfig(tmp_path, "http://127.0.0.1:9", {"token": TOKEN})
+    path.write_text(path.read_text() + "\n".join(lines) + "\n")
+    with pytest.raises(KubernetesError, match="YAML anchor &a0 is not allowed"):
+        kubernetes.access("prod-cluster", kubeconfig=path)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(
+            lambda k: k.update(contexts={"prod-cluster": {}}), "contexts: expected a list, got dict", id="section"
+        ),
+        pytest.param(
+            lambda k: k["contexts"][0].update(context=["c", "u"]),
+            "context 'prod-cluster': context: expected a mapping, got list",
+            id="context",
+        ),
+        pytest.param(
+            lambda k: k["contexts"][0]["context"].update(cluster=["c"]),
+            "names cluster ['c'], which is not in",
+            id="cluster-name",
+        ),
+        pytest.param(
+            lambda k: k["clusters"][0].update(cluster="http://x"),
+            "cluster 'c': cluster: expected a mapping, got str",
+            id="cluster",
+        ),
+        pytest.param(
+            lambda k: k["clusters"][0]["cluster"].update({"certificate-authority": ["ca"]}),
+            "cluster 'c': certificate-authority: expected a string, got list",
+            id="ca-file",
+        ),
+        pytest.param(
+            lambda k: k["users"][0].update(user=[TOKEN]), "user 'u': user: expected a mapping, got list", id="user"
+        ),
+        pytest.param(
+            lambda k: k["users"][0]["user"].update(tokenFile=5),
+            "user 'u': tokenFile: expected a string, got int",
+            id="token-file",
+        ),
+        pytest.param(
+            lambda k: k["users"][0].update(user={"exec": {"command": "true", "args": "--token"}}),
+            "exec credential args: expected a list, got str",
+            id="exec-args",
+        ),
+    ],
+)
+def test_a_kubeconfig_value_of_the_wrong_type_is_named(
+    tmp_path: Path, change: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    path = kubeconfig(tmp_path, "https://127.0.0.1:9", {"token": TOKEN})
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(KubernetesError) as raised:
+        kubernetes.access("prod-cluster", kubeconfig=path)
+    assert expected in str(raised.value) and str(path) in str(raised.value)
 
 
 # --- TLS with the cluster's CA from the kubeconfig ------------------------------------------------

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from rich.table import Table
 
 from modelctl.console import out
-from modelctl.doctor import ModelFolder, run_checks
+from modelctl.doctor import CHECKS, ModelFolder, check_range, run_checks
 from modelctl.repo import Repo, find_repo
 
 
@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "doctor",
         help="production-readiness checks per model (exit 1 on errors)",
-        description="Checks MC001-MC010: config, thresholds, tests, notebooks, pins, shared/, payload, secrets, hooks.",
+        # From the checks themselves (id and docstring), so a new check is listed without editing this.
+        description=f"Checks {check_range()}: " + "; ".join(f"{c.__name__} {c.__doc__}" for c in CHECKS) + ".",
     )
     parser.add_argument("models", nargs="*", metavar="MODEL")
     parser.add_argument("--json", action="store_true")
@@ -26,8 +27,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def doctor(repo: Repo, models: list[str], as_json: bool = False, skip_hooks: bool = False) -> int:
-    from modelctl.doctor import CHECKS
-
     checks = tuple(c for c in CHECKS if not (skip_hooks and c.__name__ == "MC010"))
     report = {}
     errors = 0

@@ -19,7 +19,7 @@ from modelctl.delivery import train as training
 from modelctl.delivery.promote import verify
 from modelctl.delivery.stages import StageLog
 from modelctl.delivery.testing import run_tests
-from modelctl.doctor import ModelFolder, errors_of, run_checks
+from modelctl.doctor import ModelFolder, check_range, errors_of, run_checks
 from modelctl.errors import ModelctlError, UsageError
 from modelctl.model import Model
 from modelctl.repo import Repo
@@ -52,7 +52,7 @@ def _verified_bento(model: Model, log: StageLog, stored: str | None = None) -> s
         problems = errors_of(run_checks(ModelFolder(model.name, model.folder, model.repo.root)))
         if problems:
             raise DoctorError("doctor: " + "; ".join(problems))
-        stage.detail = "MC001-MC010 ok"
+        stage.detail = f"{check_range()} ok"
     with log.stage("test") as stage:
         stage.detail = run_tests(model)
     if stored:

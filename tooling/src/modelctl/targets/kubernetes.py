@@ -34,7 +34,7 @@ import yaml
 
 from modelctl import cmd, watch
 from modelctl.errors import ModelctlError
-from modelkit import ModelConfig
+from modelkit import ConfigError, ModelConfig, read_yaml
 
 if TYPE_CHECKING:
     import httpx
@@ -305,42 +305,99 @@ def kubeconfig_paths(kubeconfig: Path | str | None = None) -> list[Path]:
     return [Path.home() / ".kube" / "config"]
 
 
-def access(context: str, kubeconfig: Path | str | None = None) -> Access:
-    """The server, CA and credentials of ``context`` (KUBECONFIG files merged as kubectl does: first wins)."""
-    entries: dict[str, dict[str, tuple[dict[str, Any], Path]]] = {"clusters": {}, "contexts": {}, "users": {}}
-    paths = kubeconfig_paths(kubeconfig)
+def _read_kubeconfig(path: Path) -> dict[str, Any] | None:
+    """The kubeconfig at ``path`` (None when there is none).
+
+    Read as config.yaml is read, anchors and aliases refused before anything expands them: 484 bytes of
+    `<<: *a` merge keys took 46 s and 820 MB with yaml.safe_load on PyYAML 6.0.3 (issue 20 item 12).
+    kubectl and the cloud CLIs never write anchors.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KubernetesError(f"cannot read kubeconfig {path}: {exc}") from exc
+    try:
+        loaded = read_yaml(text, str(path))
+    except ConfigError as exc:
+        raise KubernetesError(f"cannot use kubeconfig {exc.problems[0]}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise KubernetesError(f"kubeconfig {path}: expected a mapping, got {type(loaded).__name__}")
+    return loaded
+
+
+def _mapping(entry: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """``entry[key]`` when it is a mapping ({} when absent); KubernetesError naming ``where`` otherwise."""
+    value = entry.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise KubernetesError(f"{where}: {key}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _strings(entry: dict[str, Any], keys: tuple[str, ...], where: str) -> dict[str, Any]:
+    """``entry``, once every key of ``keys`` it has holds a string (the values are never shown: credentials)."""
+    for key in keys:
+        value = entry.get(key)
+        if value is not None and not isinstance(value, str):
+            raise KubernetesError(f"{where}: {key}: expected a string, got {type(value).__name__}")
+    return entry
+
+
+_CLUSTER_STRINGS = ("server", "certificate-authority", "certificate-authority-data")
+_USER_STRINGS = ("token", "tokenFile", "client-certificate", "client-key", "client-certificate-data", "client-key-data")
+
+
+Entries = dict[str, dict[str, tuple[dict[str, Any], Path]]]
+
+
+def _entries(paths: list[Path]) -> Entries:
+    """Every named cluster, context and user in ``paths``, with its file (the first file wins, as in kubectl)."""
+    entries: Entries = {"clusters": {}, "contexts": {}, "users": {}}
     for path in paths:
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
+        loaded = _read_kubeconfig(path)
+        if loaded is None:
             continue
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise KubernetesError(f"cannot read kubeconfig {path}: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise KubernetesError(f"kubeconfig {path} is not a mapping")
         for section, found in entries.items():
-            for item in loaded.get(section) or []:
+            items = loaded.get(section) or []
+            if not isinstance(items, list):
+                raise KubernetesError(f"kubeconfig {path}: {section}: expected a list, got {type(items).__name__}")
+            for item in items:
                 if isinstance(item, dict) and isinstance(item.get("name"), str):
                     found.setdefault(item["name"], (item, path))
+    return entries
+
+
+def access(context: str, kubeconfig: Path | str | None = None) -> Access:
+    """The server, CA and credentials of ``context`` (KUBECONFIG files merged as kubectl does: first wins)."""
+    paths = kubeconfig_paths(kubeconfig)
+    entries = _entries(paths)
     where = ", ".join(str(p) for p in paths)
     if context not in entries["contexts"]:
         raise KubernetesError(f"kubeconfig context {context!r} is not in {where}: cannot reach the cluster")
-    ctx = entries["contexts"][context][0].get("context") or {}
+    context_entry, context_file = entries["contexts"][context]
+    ctx = _mapping(context_entry, "context", f"kubeconfig {context_file}: context {context!r}")
     cluster_name, user_name = ctx.get("cluster"), ctx.get("user")
-    if cluster_name not in entries["clusters"]:
+    if not isinstance(cluster_name, str) or cluster_name not in entries["clusters"]:
         raise KubernetesError(f"kubeconfig context {context!r} names cluster {cluster_name!r}, which is not in {where}")
-    cluster, cluster_file = entries["clusters"][cluster_name]
-    cluster = cluster.get("cluster") or {}
+    cluster_entry, cluster_file = entries["clusters"][cluster_name]
+    where_cluster = f"kubeconfig {cluster_file}: cluster {cluster_name!r}"
+    cluster = _strings(_mapping(cluster_entry, "cluster", where_cluster), _CLUSTER_STRINGS, where_cluster)
     server = cluster.get("server")
     if not isinstance(server, str) or not server.startswith(("https://", "http://")):
         raise KubernetesError(f"kubeconfig cluster {cluster_name!r} has no http(s) server URL")
     user: dict[str, Any] = {}
     user_file = cluster_file
     if user_name is not None:
-        if user_name not in entries["users"]:
+        if not isinstance(user_name, str) or user_name not in entries["users"]:
             raise KubernetesError(f"kubeconfig context {context!r} names user {user_name!r}, which is not in {where}")
-        found_user, user_file = entries["users"][user_name]
-        user = found_user.get("user") or {}
+        user_entry, user_file = entries["users"][user_name]
+        where_user = f"kubeconfig {user_file}: user {user_name!r}"
+        user = _strings(_mapping(user_entry, "user", where_user), _USER_STRINGS, where_user)
     verify = _tls(cluster, cluster_file, user, user_file, server)
     return Access(context=context, server=server.rstrip("/"), verify=verify, headers=_auth(user, user_file, context))
 
@@ -393,7 +450,7 @@ def _auth(user: dict[str, Any], user_file: Path, context: str) -> dict[str, str]
         token = _file(user["tokenFile"], user_file).read_text(encoding="utf-8").strip()
         return {"Authorization": f"Bearer {token}"}
     if isinstance(user.get("exec"), dict):
-        return {"Authorization": f"Bearer {_exec_token(user['exec'], context)}"}
+        return {"Authorization": f"Bearer {_exec_token(user['exec'], context, user_file)}"}
     if user.get("client-certificate-data") or user.get("client-certificate"):
         return {}
     if user.get("username") or user.get("auth-provider"):
@@ -404,14 +461,21 @@ def _auth(user: dict[str, Any], user_file: Path, context: str) -> dict[str, str]
     return {}
 
 
-def _exec_token(spec: dict[str, Any], context: str) -> str:
+def _exec_token(spec: dict[str, Any], context: str, user_file: Path) -> str:
     """A token from an exec credential plugin (e.g. `aws eks get-token`, `gke-gcloud-auth-plugin`)."""
     command = spec.get("command")
     if not isinstance(command, str):
         raise KubernetesError(f"kubeconfig context {context!r} has an exec credential without a command")
-    extra = {str(e["name"]): str(e["value"]) for e in spec.get("env") or [] if isinstance(e, dict) and "name" in e}
+    args, env = spec.get("args") or [], spec.get("env") or []
+    for key, value in (("args", args), ("env", env)):
+        if not isinstance(value, list):
+            raise KubernetesError(
+                f"kubeconfig {user_file}: context {context!r}: exec credential {key}: "
+                f"expected a list, got {type(value).__name__}"
+            )
+    extra = {str(e["name"]): str(e["value"]) for e in env if isinstance(e, dict) and "name" in e}
     result = cmd.run(
-        [command, *[str(a) for a in spec.get("args") or []]],
+        [command, *[str(a) for a in args]],
         what=f"the credential plugin of kubeconfig context {context!r}",
         env=cmd.clean_env(extra),
         timeout=60,
