@@ -9,7 +9,9 @@ failure mode of cruft), and one run covers every model of the monorepo with `.gi
 (cruft #227 and copier #2300 do not).
 
 Upgrades target HEAD's committed template, not the working tree's: the record must name a tree that
-stays in history, or the next upgrade could not re-bake it.
+stays in history, or the next upgrade could not re-bake it. A bake runs the template's code, so the
+recorded tree must be one `cookiecutter-model/` had in HEAD's history, and every write must land inside
+the model folder (no symlink out of it).
 """
 
 from __future__ import annotations
@@ -29,12 +31,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from modelctl import cmd
 from modelctl.errors import ModelctlError, UsageError
 from modelctl.repo import MODELS_DIR, TEMPLATE_DIR, Repo
-from modelkit import ConfigError, load_config
+from modelkit import ConfigError, load_config, read_yaml
 
 RECORD_FILE = ".template.json"
 TEMPLATE_NAME = TEMPLATE_DIR
@@ -224,12 +224,19 @@ class Git:
         # top level, or git reads them relative to the monorepo folder.
         self.top = Path(self.run("rev-parse", "--show-toplevel").stdout.strip())
         self._trees: dict[str, bool] = {}
+        self._history: frozenset[str] | None = None
+        self._versions: dict[tuple[str, str | None], bool] = {}
 
     def run(
-        self, *args: str | Path, check: bool = True, env: Mapping[str, str] | None = None, top: bool = False
+        self,
+        *args: str | Path,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        top: bool = False,
+        input: str | None = None,  # noqa: A002 - cmd.run's name
     ) -> cmd.Completed:
         cwd = self.top if top else self.root
-        return cmd.run(["git", *args], what=f"git {args[0]}", cwd=cwd, env=env, check=check)
+        return cmd.run(["git", *args], what=f"git {args[0]}", cwd=cwd, env=env, check=check, input=input)
 
     def commit(self, rev: str) -> str:
         result = self.run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
@@ -248,6 +255,39 @@ class Git:
             result = self.run("cat-file", "-t", oid, check=False)
             self._trees[oid] = result.returncode == 0 and result.stdout.strip() == "tree"
         return self._trees[oid]
+
+    def template_in_history(self, tree: str, commit: str | None) -> bool:
+        """Whether ``tree`` is what `cookiecutter-model/` was at some ancestor of HEAD: at ``commit`` (the
+        recorded one: no history walk), else at any commit of HEAD's history.
+
+        Upgrades run a template version's code (its Jinja extensions), so a record may name only a version
+        that was committed as the template: a tree committed anywhere else (and removed again) would
+        otherwise show as nothing but a new id in `.template.json` (issue 20.5).
+        """
+        key = (tree, commit)
+        if key not in self._versions:
+            found = False
+            if commit is not None:
+                ancestor = self.run("merge-base", "--is-ancestor", commit, "HEAD", check=False).returncode == 0
+                at = self.run("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}:./{TEMPLATE_DIR}", check=False)
+                found = ancestor and at.returncode == 0 and at.stdout.strip() == tree
+            self._versions[key] = found or tree in self.template_history()
+        return self._versions[key]
+
+    def template_history(self) -> frozenset[str]:
+        """Every tree `cookiecutter-model/` had in HEAD's history, side branches of merges included
+        (`--full-history`: the default simplification drops a branch whose change a merge discarded)."""
+        if self._history is None:
+            commits = self.run("rev-list", "--full-history", "HEAD", "--", TEMPLATE_DIR).stdout.split()
+            path = f"{self.prefix}{TEMPLATE_DIR}"  # object names in a batch are relative to the top level
+            request = "".join(f"{commit}:{path}\n" for commit in commits)
+            out = self.run("cat-file", "--batch-check=%(objecttype) %(objectname)", input=request, top=True).stdout
+            found = (line.split(" ", 1) for line in out.splitlines())  # "<name> missing" where it was deleted
+            self._history = frozenset(oid for kind, oid in found if kind == "tree")
+        return self._history
+
+    def shallow(self) -> bool:
+        return self.run("rev-parse", "--is-shallow-repository").stdout.strip() == "true"
 
     def dirty_models(self) -> dict[str, list[str]]:
         """Uncommitted changes (untracked files included) under models/, by model folder."""
@@ -766,6 +806,13 @@ class Upgrader:
                 "in CI check out with fetch-depth: 0), or the model was baked from uncommitted template changes "
                 f"(adopt it again: modelctl upgrade --adopt --force --from REV {slug})"
             )
+        if not self.git.template_in_history(old, record.template_commit):
+            shallow = " (or beyond this shallow clone's history: `git fetch --unshallow`)" if self.git.shallow() else ""
+            raise UpgradeError(
+                f"{MODELS_DIR}/{slug}/{RECORD_FILE}: template_tree {old} was never {TEMPLATE_DIR}/ in HEAD's "
+                f"history{shallow}, so its code is not run; restore the record from git, or adopt the model again: "
+                f"modelctl upgrade --adopt --force --from REV {slug}"
+            )
         if dirty and not force and not check:
             many = "s" if len(dirty) != 1 else ""
             message = (
@@ -777,6 +824,7 @@ class Upgrader:
             message = "the template changed, but nothing this model has"
             return Outcome(slug, Status.UP_TO_DATE, message=message, old_tree=old, new_tree=target)
         if check:
+            _inside_model(model_dir, _written(changes, None))  # what the upgrade would refuse, --check reports
             return Outcome(slug, Status.BEHIND, changes, old_tree=old, new_tree=target)
         answers = self.effective_answers(target, record.answers)
         updated = Record(target, head, answers, record.template, record.extra)
@@ -786,9 +834,34 @@ class Upgrader:
         return Outcome(slug, status, changes, message, old, target)
 
 
+def _written(changes: Sequence[FileChange], record: Record | None) -> list[str]:
+    """The model paths ``changes`` (and the record) write or delete."""
+    paths = [c.path for c in changes if c.action.writes or c.action is Action.REMOVE]
+    return [*paths, RECORD_FILE] if record is not None else paths
+
+
+def _inside_model(model_dir: Path, paths: Sequence[str]) -> None:
+    """UpgradeError unless every path resolves inside ``model_dir``: a symlinked `queries/` (or file) must
+    not carry a write or a removal into another folder (issue 20.5)."""
+    root = model_dir.resolve()
+    for rel in paths:
+        path = model_dir / rel
+        try:
+            real = path.resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
+            raise UpgradeError(f"{path}: cannot resolve it ({exc}); nothing was changed") from exc
+        if not real.is_relative_to(root):
+            raise UpgradeError(
+                f"{path} resolves to {real}, outside the model folder {root} (a symlink): upgrade writes only "
+                "inside the model; replace the symlink with the files themselves and upgrade again; nothing was changed"
+            )
+
+
 def write_atomically(model_dir: Path, changes: Sequence[FileChange], record: Record | None) -> None:
     """Write every change or none: all new contents go to temp files beside their targets first,
-    then each is renamed over its target (a rename is atomic), removals and the record last."""
+    then each is renamed over its target (a rename is atomic), removals and the record last.
+    Nothing is written when any of them resolves outside ``model_dir``."""
+    _inside_model(model_dir, _written(changes, record))
     staged: list[tuple[Path, Path]] = []
     created: list[Path] = []
     suffix = f".modelctl-upgrade-{os.getpid()}"
@@ -874,14 +947,21 @@ def upgrade_models(repo: Repo, names: Sequence[str], *, check: bool = False, for
 def infer_answers(model_dir: Path) -> dict[str, Any]:
     """The answers a model was most likely baked with: its config.yaml and its README's title."""
     slug = model_dir.name
+    path = model_dir / "config.yaml"
     try:
-        data = yaml.load((model_dir / "config.yaml").read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)  # noqa: S506
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UpgradeError(f"{model_dir / 'config.yaml'}: cannot read the answers from it ({exc})") from exc
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UpgradeError(f"{path}: cannot read the answers from it ({exc})") from exc
+    try:
+        # Not load_config: an older config may not validate any more, and the answers are all we need. Still read
+        # as load_config reads, anchors and aliases refused (484 bytes of merge keys: 46 s, 820 MB; issue 20 item 12).
+        data = read_yaml(text, str(path))
+    except ConfigError as exc:
+        raise UpgradeError(f"cannot read the answers from {exc.problems[0]}") from None
     if not isinstance(data, dict):
-        raise UpgradeError(f"{model_dir / 'config.yaml'}: expected a mapping")
+        raise UpgradeError(f"{path}: expected a mapping")
     if data.get("name") != slug:
-        raise UpgradeError(f"{model_dir / 'config.yaml'}: name {data.get('name')!r} is not the folder name {slug!r}")
+        raise UpgradeError(f"{path}: name {data.get('name')!r} is not the folder name {slug!r}")
     title = ""
     readme = model_dir / "README.md"
     if readme.is_file():
@@ -900,6 +980,9 @@ def adopt_models(repo: Repo, names: Sequence[str], rev: str, *, force: bool = Fa
     ``names`` is empty) and say how far each model is from a bake of it."""
     git = Git(repo.root)
     commit = git.commit(rev)
+    # The record must name a template version upgrades accept (see Git.template_in_history).
+    if git.run("merge-base", "--is-ancestor", commit, "HEAD", check=False).returncode != 0:
+        raise UsageError(f"{rev!r} ({commit[:12]}) is not an ancestor of HEAD: adopt from a commit of this branch")
     tree = git.template_tree(commit)
     selected = repo.resolve(list(names))
     if not names:

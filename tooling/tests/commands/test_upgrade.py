@@ -395,6 +395,129 @@ def test_an_extension_that_reads_the_context_rebakes_everything(tmp_path: Path, 
     assert (repo / "models/iris_classifier/README.md").read_text().endswith("\nTeam: vision-squad\n")
 
 
+# --- what an upgrade trusts (issue 20.5) ---------------------------------------------------------
+
+EVIL_EXTENSION = """\
+from pathlib import Path
+
+from jinja2.ext import Extension
+
+Path({marker!r}).write_text("the recorded template's code ran\\n")
+
+
+class Evil(Extension):
+    pass
+"""
+
+
+RECORD_OF_IRIS = f"models/iris_classifier/{logic.RECORD_FILE}"
+
+
+def make_evil(template: Path, marker: Path) -> None:
+    """A template whose Jinja extension writes ``marker`` when cookiecutter imports it (a fresh module
+    name: a cached `local_extensions` would hide the import)."""
+    (template / "upgrade_evil_ext.py").write_text(EVIL_EXTENSION.format(marker=str(marker)))
+    data = json.loads((template / "cookiecutter.json").read_text())
+    data["_extensions"] = [*data.get("_extensions", []), "upgrade_evil_ext.Evil"]
+    (template / "cookiecutter.json").write_text(json.dumps(data, indent=2) + "\n")
+
+
+def point_record_at(repo: Path, folder: Path, tree_id: str, commit: str) -> None:
+    """The only visible change of the attack: new ids in the record."""
+    data = record(folder)
+    data.update(template_tree=tree_id, template_commit=commit)
+    (folder / logic.RECORD_FILE).write_text(json.dumps(data, indent=2) + "\n")
+    commit_all(repo, "record: a new template version")
+
+
+def test_a_tree_committed_elsewhere_and_removed_again_is_never_baked(repo: Path, tmp_path: Path, run: Run) -> None:
+    marker = tmp_path / "template-code-ran"
+    shutil.copytree(repo / "cookiecutter-model", repo / "attack", ignore=IGNORE)
+    make_evil(repo / "attack", marker)
+    commit_all(repo, "a template that is not the template")
+    evil_tree = git(repo, "rev-parse", "HEAD:attack").strip()
+    evil_commit = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "rm", "-q", "-r", "attack")
+    git(repo, "commit", "-q", "-m", "and gone again")
+    model = repo / "models/iris_classifier"
+    point_record_at(repo, model, evil_tree, evil_commit)  # the commit is an ancestor; its template is not this tree
+
+    for args in (("--check",), ()):
+        result = run(repo, "upgrade", *args, "iris_classifier")
+        assert not marker.exists(), "the recorded tree's code never ran"
+        assert result.code == 1, result.out
+        assert f"iris_classifier: error: {RECORD_OF_IRIS}: template_tree {evil_tree} was never" in result.out
+        assert "modelctl upgrade --adopt --force --from REV iris_classifier" in result.out
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_template_from_an_unmerged_branch_is_never_baked(repo: Path, tmp_path: Path, run: Run) -> None:
+    marker = tmp_path / "template-code-ran"
+    git(repo, "checkout", "-q", "-b", "evil")
+    make_evil(repo / "cookiecutter-model", marker)
+    commit_all(repo, "an evil template, never merged")
+    evil_tree, evil_commit = tree(repo), git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "checkout", "-q", "main")
+    model = repo / "models/iris_classifier"
+    point_record_at(repo, model, evil_tree, evil_commit)  # tree and commit agree, but not with HEAD's history
+
+    result = run(repo, "upgrade", "--check", "iris_classifier")
+    assert not marker.exists(), "the branch's template code never ran"
+    assert result.code == 1 and f"template_tree {evil_tree} was never cookiecutter-model/ in HEAD's" in result.out
+    adopt = run(repo, "upgrade", "--adopt", "--force", "--from", "evil", "iris_classifier")
+    assert not marker.exists(), "adopting from it does not run it either"
+    assert adopt.code == 2 and "is not an ancestor of HEAD" in adopt.err + adopt.out
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_template_version_only_a_merged_branch_had_is_accepted(repo: Path, run: Run) -> None:
+    """The hook records the template as it was on disk and the commit before it; the branch that committed
+    that version is an ancestor only through a merge that kept main's template (found with --full-history)."""
+    git(repo, "checkout", "-q", "-b", "feature")
+    line = "\n# the feature branch's template change\n"
+    edit(repo / "cookiecutter-model" / PROJECT / "locustfile.py", lambda t: t + line)
+    folder = bake(repo, "Wine Classifier", "xgboost")
+    commit_all(repo, "a template change and a model baked from it before it was committed")
+    baked = record(folder)
+    assert baked["template_tree"] == tree(repo) != tree(repo, "HEAD~1")
+    assert baked["template_commit"] == git(repo, "rev-parse", "HEAD~1").strip()
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-ff", "--no-commit", "feature")
+    git(repo, "checkout", "main", "--", "cookiecutter-model")
+    git(repo, "commit", "-q", "-m", "merge the model, not the template change")
+    assert tree(repo) == tree(repo, "HEAD^1") != baked["template_tree"]
+
+    result = run(repo, "upgrade", "wine_classifier").assert_success()
+
+    assert re.search(r"update\s+locustfile.py", result.out)
+    assert line not in (folder / "locustfile.py").read_text(), "main's template wins"
+    assert record(folder)["template_tree"] == tree(repo)
+
+
+def test_a_symlink_out_of_the_model_folder_is_refused_and_nothing_is_written(
+    repo: Path, tmp_path: Path, run: Run
+) -> None:
+    model = repo / "models/iris_classifier"
+    outside = tmp_path / "team-queries"
+    shutil.move(model / "queries", outside)
+    (model / "queries").symlink_to(outside, target_is_directory=True)
+    commit_all(repo, "queries kept in another team's folder")
+    template = repo / "cookiecutter-model" / PROJECT
+    edit(template / "queries/training.sql", lambda t: t + "-- template fix\n")
+    (template / "queries/features.sql").write_text("SELECT 1\n")
+    change_template(repo)
+    before, outside_before = snapshot(model), snapshot(outside)
+
+    for args in ((), ("--check",)):
+        result = run(repo, "upgrade", *args, "iris_classifier")
+        assert snapshot(outside) == outside_before, "nothing written outside the model"
+        assert snapshot(model) == before, "nor inside it: not even the record"
+        assert result.code == 1, result.out
+        assert f"models/iris_classifier/queries/features.sql resolves to {outside.resolve()}/features.sql" in result.out
+        assert "outside the model folder" in result.out and "nothing was changed" in result.out
+    assert git(repo, "status", "--porcelain") == ""
+
+
 # --- adopting, repository layout, environment --------------------------------------------------
 
 
