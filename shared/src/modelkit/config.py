@@ -71,6 +71,13 @@ class Serving(_Section):
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     max_concurrency: Annotated[int, Field(ge=1, le=100_000)] = 256
     max_request_bytes: Annotated[int, Field(ge=1024, le=1_073_741_824)] = 1_048_576
+    # How long a request body may take to arrive (issue 20, item 7): bodies are read before a request
+    # takes one of max_concurrency's slots, and one that arrives too slowly gets 408. A body may take
+    # body_grace_s plus one second per body_min_bytes_per_s bytes received (0: no rate), and never
+    # more than body_timeout_s. 256 connections sending a byte every 10 s used to hold every slot.
+    body_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    body_grace_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    body_min_bytes_per_s: Annotated[int, Field(ge=0, le=1_073_741_824)] = 1000
     max_rows: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
     batching: Batching = Batching()
     ports: Ports = Ports()

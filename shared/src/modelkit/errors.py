@@ -154,6 +154,24 @@ ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
             },
         },
     },
+    "RequestTimeout": {
+        "type": "object",
+        "description": "The body arrived too slowly: the connection is closed.",
+        "required": ["error", "detail"],
+        "properties": {
+            "error": {"type": "string"},
+            "detail": {
+                "type": "object",
+                "required": ["received_bytes", "seconds", "body_timeout_s", "min_bytes_per_s"],
+                "properties": {
+                    "received_bytes": {"type": "integer", "minimum": 0},
+                    "seconds": {"type": "number", "description": "how long the body had been arriving"},
+                    "body_timeout_s": {"type": "number"},
+                    "min_bytes_per_s": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+    },
     "UnsupportedMediaType": {
         "type": "object",
         "required": ["error", "detail"],
@@ -181,6 +199,7 @@ ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
 _API_ERRORS: dict[str, tuple[str, str]] = {
     "400": ("Invalid request: bad JSON, a field missing, unknown, of the wrong type or out of range", "BadRequest"),
     "404": ("Not Found", "Error"),
+    "408": ("Body slower than serving.body_min_bytes_per_s or longer than serving.body_timeout_s", "RequestTimeout"),
     "413": ("Request body larger than serving.max_request_bytes", "PayloadTooLarge"),
     "415": ("Content type other than JSON", "UnsupportedMediaType"),
     "429": ("More requests in flight than serving.max_concurrency", "Error"),

@@ -9,9 +9,11 @@ the model's output becomes predictions) and calls :func:`build_service`::
     )
 
 The service gets, from ``config.yaml``: its options (workers, traffic, tracing, metrics, access log),
-adaptive batching of ``POST /predict``, the request guards (``RequestLimits``: 400 for repeated
-headers, 415, 413), bounded and documented error bodies (``ErrorBodies``), ``POST /metadata``, the model
-pinned at build time (``model_ref``), one-line logs for client errors and a frozen GC after loading.
+adaptive batching of ``POST /predict``, the request guards (``BodyDeadline`` in front of everything:
+bodies are read, in time, before a request counts against ``max_concurrency``; ``RequestLimits``: 400 for
+repeated headers, 408 for a body too slow, 415, 413), bounded and documented error bodies
+(``ErrorBodies``), ``POST /metadata``, the model pinned at build time (``model_ref``), one-line logs for
+client errors and a frozen GC after loading.
 
 The class is built here and decorated with ``bentoml.service`` (a plain decorator, usable as a call);
 ``bentoml serve service:<Name>`` and ``bentoml build`` import it by name from the model's module.
@@ -33,7 +35,16 @@ from pydantic import BaseModel, Field
 
 from modelkit.errors import ErrorBodies, quiet_client_errors
 from modelkit.loader import load_config
-from modelkit.serving import RequestLimits, api_options, freeze_gc, model_ref, service_class, service_options
+from modelkit.serving import (
+    BodyDeadline,
+    RequestLimits,
+    api_options,
+    body_deadline,
+    freeze_gc,
+    model_ref,
+    service_class,
+    service_options,
+)
 
 
 class ModelIO(Protocol):
@@ -53,6 +64,21 @@ class ModelInfo(BaseModel):
     features: list[str] = Field(description="request row fields, in the order the model reads them")
     classes: list[str] = Field(description="class labels (classification); empty for regression")
     metrics: dict[str, float] = Field(description="holdout metrics recorded when the model was trained")
+
+
+class GuardedService(bentoml.Service):  # type: ignore[misc]  # bentoml is untyped
+    """A ``bentoml.Service`` whose ASGI app (what ``bentoml serve`` runs) reads each request's body first.
+
+    Middlewares added with ``add_asgi_middleware`` run inside BentoML's own, so inside
+    ``traffic.max_concurrency``: a body read there holds a slot while it arrives. :class:`BodyDeadline`
+    wraps the whole app instead (``bentoml.service(service_class=...)`` builds this class).
+    """
+
+    body_deadline: dict[str, Any] | None = None  # BodyDeadline's options; set by build_service
+
+    def to_asgi(self, is_main: bool = True) -> Any:
+        app = super().to_asgi(is_main=is_main)
+        return app if self.body_deadline is None else BodyDeadline(app, **self.body_deadline)
 
 
 @functools.lru_cache(maxsize=16)
@@ -131,7 +157,8 @@ def build_service(
         "metadata": bentoml.api(route="/metadata")(metadata),
     }
     inner = type(name or service_class(config.name), (), namespace)
-    service: bentoml.Service[Any] = bentoml.service(**service_options(config))(inner)
+    service: bentoml.Service[Any] = bentoml.service(service_class=GuardedService, **service_options(config))(inner)
+    service.body_deadline = body_deadline(config)
     # Outermost first: the guards answer before anything is parsed; ErrorBodies sees BentoML's errors.
     service.add_asgi_middleware(RequestLimits, max_bytes=config.serving.max_request_bytes)
     service.add_asgi_middleware(ErrorBodies)

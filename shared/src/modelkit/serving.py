@@ -5,6 +5,7 @@ Kept free of a bentoml import so that `modelctl` and tests can use it without a 
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,17 @@ def service_options(config: ModelConfig) -> dict[str, Any]:
         # (sample_rate=0 does not; only excluded_urls does).
         options["tracing"] = {"excluded_urls": [".*"]}
     return options
+
+
+def body_deadline(config: ModelConfig) -> dict[str, Any]:
+    """Keyword arguments for :class:`BodyDeadline` (``build_service`` wraps the served app in it)."""
+    serving = config.serving
+    return {
+        "max_bytes": serving.max_request_bytes,
+        "timeout_s": serving.body_timeout_s,
+        "grace_s": serving.body_grace_s,
+        "min_rate": serving.body_min_bytes_per_s,
+    }
 
 
 def service_class(model_name: str) -> str:
@@ -77,10 +89,13 @@ def error_body(message: str, detail: Any = None) -> dict[str, Any]:
 # Starlette (so BentoML) the first, so form data slipped past the 415 (issue 15).
 _SINGLE = (b"content-type", b"content-length")
 _MAX_ECHO = 100  # characters of a header value repeated in an error body
+# Set in the scope by BodyDeadline when a body arrived too slowly; RequestLimits answers it with 408.
+LATE_BODY = "modelkit.late_body"
 
 
 class RequestLimits:
-    """ASGI middleware: refuse repeated headers (400), non-JSON bodies (415), bodies over ``max_bytes`` (413).
+    """ASGI middleware: refuse repeated headers (400), bodies :class:`BodyDeadline` found too slow (408),
+    non-JSON bodies (415), bodies over ``max_bytes`` (413).
 
     BentoML reads the whole body before validation and has no size limit (an 84 MB body
     was parsed for 9 s here), so the limit is enforced while the body streams in: the
@@ -118,6 +133,10 @@ class RequestLimits:
                 for name in repeated
             ]
             await send_json(send, 400, bad_request(errors, "invalid request headers"))
+            return
+        late = scope.get(LATE_BODY)
+        if late is not None:
+            await send_json(send, 408, error_body("request body too slow", late))
             return
         if scope.get("method") not in {"POST", "PUT", "PATCH"}:
             await self.app(scope, receive, send)
@@ -165,6 +184,88 @@ class RequestLimits:
         await self.app(scope, counted_receive, guarded_send)
         if state["too_large"] and not state["started"]:
             await send_json(send, 413, self._too_large(f">{self.max_bytes}"))
+
+
+class BodyDeadline:
+    """ASGI middleware, outermost: read a request's body, in time, before the rest of the app sees the request.
+
+    BentoML counts a request against ``traffic.max_concurrency`` from its headers on, so clients that
+    trickle a body in held the slots until ``timeout_s`` while every other request got 429: 256
+    connections sending a byte every 10 s locked a service out (issue 20, item 7). Here a body may take
+    ``grace_s`` plus one second per ``min_rate`` bytes received (``min_rate`` 0: no rate), never more
+    than ``timeout_s``, and only then does the request go on, its body in hand. A body that is too slow
+    goes on marked (``scope[LATE_BODY]``) and without its body, and :class:`RequestLimits` answers 408,
+    inside BentoML's metrics. At most ``max_bytes`` + one chunk is held; what lies beyond is left for
+    RequestLimits to refuse (413), as are a declared length over the limit and repeated headers,
+    unread.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float, grace_s: float, min_rate: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+        self.grace_s = grace_s
+        self.min_rate = min_rate
+
+    def allowed_s(self, received: int) -> float:
+        """How long a body may have taken once ``received`` bytes of it arrived."""
+        if not self.min_rate:
+            return self.timeout_s
+        return min(self.timeout_s, self.grace_s + received / self.min_rate)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _has_body(scope["headers"], self.max_bytes):
+            await self.app(scope, receive, send)
+            return
+        clock = asyncio.get_running_loop().time
+        start = clock()
+        chunks: list[bytes] = []
+        received = 0
+        more = True
+        tail: Message | None = None
+        while more and received <= self.max_bytes:
+            try:
+                async with asyncio.timeout(start + self.allowed_s(received) - clock()):
+                    message = await receive()
+            except TimeoutError:
+                scope[LATE_BODY] = {
+                    "received_bytes": received,
+                    "seconds": round(clock() - start, 1),
+                    "body_timeout_s": self.timeout_s,
+                    "min_bytes_per_s": self.min_rate,
+                }
+                await self.app(scope, _disconnected, send)
+                return
+            if message["type"] != "http.request":  # the client went away: the app sees that after the body
+                tail = message
+                break
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            received += len(chunk)
+            more = bool(message.get("more_body", False))
+        pending: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": more}]
+        if tail is not None:
+            pending.append(tail)
+
+        async def replay() -> Message:
+            return pending.pop(0) if pending else await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _disconnected() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _has_body(headers: list[tuple[bytes, bytes]], max_bytes: int) -> bool:
+    """Whether BodyDeadline should read this request's body first: one is announced, within the limit,
+    and the headers that describe it are not repeated (RequestLimits refuses those without reading)."""
+    lengths = [value for key, value in headers if key.lower() == b"content-length"]
+    if len(lengths) > 1 or sum(1 for key, _ in headers if key.lower() == b"content-type") > 1:
+        return False
+    if lengths:
+        return lengths[0].isdigit() and 0 < int(lengths[0]) <= max_bytes
+    return any(key.lower() == b"transfer-encoding" for key, _ in headers)
 
 
 def _is_json(content_type: str | None) -> bool:
