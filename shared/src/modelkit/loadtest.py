@@ -4,10 +4,13 @@ A model's ``locustfile.py``::
 
     from modelkit.loadtest import ModelUser  # noqa: F401  (Locust runs every User class it finds)
 
-Locust runs from the model folder (``modelctl loadtest``, ``bench/serving.py``); set ``MODEL_DIR`` to
-run it from elsewhere. Each request carries 1-4 rows drawn from the sample, numbers jittered by up
+Locust runs from the model folder (``modelctl loadtest --locustfile``, ``bench/serving.py``); set ``MODEL_DIR``
+to run it from elsewhere. Each request carries 1-4 rows drawn from the sample, numbers jittered by up
 to 2 % within the schema's bounds (so the server cannot cache answers); a response passes when it
 is 200 and a JSON list of one prediction per row. Needs ``locust`` (the model's requirements-dev.txt).
+
+The load-test gate does not run the model's locustfile: it runs its own subclass of `PredictUser` (the same
+requests and checks) from plain JSON, in a process that imports nothing from the model folder.
 """
 
 from __future__ import annotations
@@ -53,14 +56,20 @@ def request_maker(folder: Path) -> RequestMaker:
     return RequestMaker(rows, bounds, max_rows=MAX_ROWS_PER_REQUEST)
 
 
-class ModelUser(FastHttpUser):
-    """POST /predict as fast as it is answered (``wait_time`` 0): the load gate measures the server."""
+class PredictUser(FastHttpUser):
+    """POST /predict as fast as it is answered (``wait_time`` 0): the load gate measures the server.
 
+    Subclasses say where the requests come from (`make_requests`)."""
+
+    abstract = True
     wait_time = constant(0)
+
+    def make_requests(self) -> RequestMaker:
+        raise NotImplementedError
 
     def on_start(self) -> None:
         self.rng = random.Random()
-        self.maker = request_maker(model_dir())
+        self.maker = self.make_requests()
 
     @task
     def predict(self) -> None:
@@ -72,3 +81,10 @@ class ModelUser(FastHttpUser):
             predictions = response.json()
             if not isinstance(predictions, list) or len(predictions) != len(body["instances"]):
                 response.failure("response is not a list of one prediction per row")
+
+
+class ModelUser(PredictUser):
+    """The model folder's own requests (`request_maker`): for a model's locustfile and exploratory runs."""
+
+    def make_requests(self) -> RequestMaker:
+        return request_maker(model_dir())

@@ -1,12 +1,12 @@
 """Where modelctl keeps its state: a shared store for what outlives a runner, a local folder for the rest.
 
 Shared (``State.store``, see ``modelctl.statestore``: ``MODELCTL_STORE``, else ``[tool.modelctl] store``
-in the root pyproject.toml, else the local folder): the release ledger, the retrain log, gate results
+in the root pyproject.toml, else the local folder): the release ledger, the retrain log, gate and fuzz results
 and the model and bento archives that were evaluated and gated.
 
 Runner-local (``State.root``: ``<repo>/.modelctl`` or ``$MODELCTL_STATE_DIR``), never shared: the
 BentoML home (model and bento store), local deployments (pids, ports, logs), retrain working folders.
-With no store configured, both are the same folder, laid out as before (``ledger/``, ``gates/``).
+With no store configured, both are the same folder, laid out as before (``ledger/``, ``gates/``, ``fuzz/``).
 """
 
 from __future__ import annotations
@@ -93,20 +93,35 @@ class State:
         name, version = split_tag(bento)
         return f"gates/{name}/{version}.json"
 
-    def gate_result(self, bento: str) -> dict[str, Any] | None:
-        """The passing load-test summary of ``bento`` (deploy refuses bentos without one), or None."""
-        key = self.gate_key(bento)
-        fix = f"run `modelctl loadtest {split_tag(bento)[0]} --bento {bento}` again to replace it"
+    @staticmethod
+    def fuzz_key(bento: str) -> str:
+        name, version = split_tag(bento)
+        return f"fuzz/{name}/{version}.json"
+
+    def _result(self, key: str, what: str, fix: str) -> dict[str, Any] | None:
         found = self.store.read_json(key, fix=fix)
         if found is None:
             return None
         summary = found[0]
         if not isinstance(summary, dict):
-            raise CorruptStateError(self.store.where(key), "is not a gate result (expected a JSON object)", fix)
+            raise CorruptStateError(self.store.where(key), f"is not a {what} (expected a JSON object)", fix)
         return summary
+
+    def gate_result(self, bento: str) -> dict[str, Any] | None:
+        """The passing load-test summary of ``bento`` (deploy refuses bentos without one), or None."""
+        fix = f"run `modelctl loadtest {split_tag(bento)[0]} --bento {bento}` again to replace it"
+        return self._result(self.gate_key(bento), "gate result", fix)
 
     def put_gate_result(self, bento: str, summary: dict[str, Any]) -> None:
         self.store.write_json(self.gate_key(bento), summary)
+
+    def fuzz_result(self, bento: str) -> dict[str, Any] | None:
+        """The passing fuzz summary of ``bento`` (deploy refuses bentos without one, beside the gate's), or None."""
+        fix = f"run `modelctl fuzz {split_tag(bento)[0]} --bento {bento}` again to replace it"
+        return self._result(self.fuzz_key(bento), "fuzz result", fix)
+
+    def put_fuzz_result(self, bento: str, summary: dict[str, Any]) -> None:
+        self.store.write_json(self.fuzz_key(bento), summary)
 
     @staticmethod
     def artifact_key(kind: ArtifactKind, tag: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from modelctl.delivery import build, gate
 from modelctl.delivery.reports import new_report_dir
 from modelctl.main import main
 from modelctl.repo import Repo
+from modelctl.state import State
 from tests.conftest import MODEL
 from tests.delivery.helpers import appended, config_changed
 
@@ -30,6 +32,55 @@ def test_a_gate_breach_exits_3_naming_the_limit(
     with config_changed(delivery, loadtest__max_p90_ms=0.001):
         assert main(["loadtest", MODEL, "--bento", gated[1]]) == 3
     assert "gate breached: P90 latency" in capsys.readouterr().err
+
+
+# A listener that Locust runs after the platform's (listeners run in reverse order of registration) and that
+# rewrites the summary the verdict is read from: 5000 requests, no failure, P90 1 ms (issue #20, item 3).
+FORGE = """
+import json as _json
+import os as _os
+
+from locust import events as _events
+
+
+@_events.quitting.add_listener
+def _forge(environment, **_kwargs):
+    forged = {"requests": 5000, "failures": 0, "rps": 500.0, "p50_ms": 1, "p90_ms": 1, "p99_ms": 1}
+    with open(_os.environ["MODELCTL_LOCUST_SUMMARY"], "w") as handle:
+        _json.dump(forged, handle)
+"""
+
+
+def test_a_locustfile_that_forges_the_summary_cannot_pass_the_gate(
+    delivery: Repo, gated: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    recorded = State.of(delivery).gate_result(gated[1])
+    locustfile = delivery.model_dir(MODEL) / "locustfile.py"
+    # 2 ms: below any real P90 of a served model on this machine, above the forged 1 ms.
+    with appended(locustfile, FORGE), config_changed(delivery, loadtest__max_p90_ms=2):
+        before = reports_of(delivery)
+        assert main(["loadtest", MODEL, "--bento", gated[1]]) == 3
+        assert "gate breached: P90 latency" in capsys.readouterr().err
+        (report,) = reports_of(delivery) - before
+        measured = json.loads((report / "summary.json").read_text())
+        assert measured["locust_user"] == "platform" and measured["p90_ms"] > 2 and measured["requests"] != 5000
+
+        # The model's own locustfile still runs when asked for: its listener does forge that run's numbers (so the
+        # gate above was really attacked), and an exploratory run never records a pass.
+        assert main(["loadtest", MODEL, "--bento", gated[1], "--locustfile"]) == 0
+        captured = capsys.readouterr()
+        assert "### Exploratory load test PASS" in captured.out and "| P90 latency | 1 ms | 2 ms |" in captured.out
+        assert "(models/iris_classifier/locustfile.py)" in captured.err
+    assert State.of(delivery).gate_result(gated[1]) == recorded, "nothing was recorded for the bento"
+
+
+def test_a_locustfile_outside_the_model_folder_is_refused_before_anything_starts(
+    delivery: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = reports_of(delivery)
+    assert main(["loadtest", MODEL, "--locustfile", "../../pyproject.toml"]) == 2
+    assert "is not a file in the model folder: --locustfile takes one" in capsys.readouterr().err
+    assert reports_of(delivery) == before
 
 
 def test_a_server_that_never_starts_is_exit_1_with_its_log(

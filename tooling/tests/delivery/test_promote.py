@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelctl.delivery import build, gate, promote, release
+from modelctl.delivery import build, fuzzing, gate, promote, release
 from modelctl.delivery.stages import StageLog
 from modelctl.errors import ModelctlError
 from modelctl.repo import Repo
@@ -27,8 +27,12 @@ def test_verify_writes_every_report_and_records_the_pass(delivery: Repo, gated: 
     assert fuzzed.server_errors == 0 and {"400", "413", "415"} <= set(fuzzed.by_status) and fuzzed.ready_after
     assert fuzzed.rss_before_mb > 50, "the candidate's memory is measured"
     assert [s.status for s in log.stages] == ["ok", "ok"]
+    assert "loadtest_payload.json" in files, "the gate's requests, as data"
     summary = gate.passed_summary(model, gated[1])
-    assert summary is not None and summary["bento"] == gated[1]
+    assert summary is not None and summary["bento"] == gated[1] and summary["locust_user"] == "platform"
+    fuzz_pass = fuzzing.passed_summary(model, gated[1])
+    assert fuzz_pass is not None and fuzz_pass["cases"] == fuzzed.cases and fuzz_pass["examples"] == 10
+    assert release.unverified(model, gated[1]) is None, "the pipeline's road records both passes"
 
 
 def test_promote_deploys_and_sends_one_notification(

@@ -65,6 +65,48 @@ def test_deploy_status_rollback_undeploy(delivery: Repo, gated: tuple[str, str])
     assert not procs.healthy(first.url)
 
 
+def test_a_deploy_needs_fuzzing_and_the_gate_recorded_for_that_bento(monorepo: Path) -> None:
+    model = Repo(monorepo).model(MODEL)
+    state, bento = State.of(model.repo), f"{MODEL}:v1"
+    fuzz, loadtest = f"`modelctl fuzz {MODEL} --bento {bento}`", f"`modelctl loadtest {MODEL} --bento {bento}`"
+    assert release.unverified(model, bento) == (
+        f"{bento} has passed neither fuzzing nor the load-test gate; run {fuzz}, then {loadtest}"
+    )
+    state.put_gate_result(bento, {"bento": bento, "passed": True, "locust_user": "platform"})
+    assert release.unverified(model, bento) == f"{bento} has not passed fuzzing; run {fuzz}"
+    state.put_fuzz_result(bento, {"bento": bento, "passed": True})
+    assert release.unverified(model, bento) is None
+    state.put_fuzz_result(f"{MODEL}:v2", {"bento": f"{MODEL}:v2", "passed": True})
+    assert release.unverified(model, f"{MODEL}:v2") == (
+        f"{MODEL}:v2 has not passed the load-test gate; run `modelctl loadtest {MODEL} --bento {MODEL}:v2`"
+    ), "each bento has its own records"
+
+
+def test_a_bento_that_was_only_load_tested_deploys_once_fuzzed(
+    delivery: Repo, gated: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = delivery.model(MODEL)
+    bento = build.build(model).bento
+    fuzz = f"`modelctl fuzz {MODEL} --bento {bento}`"
+    assert main(["loadtest", MODEL, "--bento", bento]) == 0
+    said = capsys.readouterr().err
+    deploy = ["deploy", MODEL, "--env", "staging", "--bento", bento]
+    assert main(deploy) == 1
+    assert f"{bento} has not passed fuzzing; run {fuzz} (or --force)" in capsys.readouterr().err
+    assert f"a deploy also needs: {bento} has not passed fuzzing; run {fuzz}" in said, "loadtest said so"
+    assert main(["export", MODEL, "--bento", bento, "--out", str(tmp_path / "model.bento")]) == 1
+    assert f"{bento} has not passed fuzzing; run {fuzz}" in capsys.readouterr().err
+    assert all(r.bento != bento for r in State.of(delivery).ledger.records(MODEL)), "a refusal deploys nothing"
+
+    assert main(["fuzz", MODEL, "--bento", bento, "--examples", "5"]) == 0
+    try:
+        assert main(deploy) == 0
+        live = State.of(delivery).ledger.live(MODEL, "staging")
+        assert live is not None and live.bento == bento and live.loadtest["p90_ms"] > 0
+    finally:
+        assert main(["undeploy", MODEL, "--env", "staging"]) == 0
+
+
 def test_production_needs_approval(delivery: Repo, gated: tuple[str, str]) -> None:
     with pytest.raises(UsageError, match="production requires approval: pass --yes"):
         release.deploy(delivery.model(MODEL), "production", gated[1])

@@ -1,4 +1,4 @@
-"""`modelctl deploy MODEL --env E`: put a built, gate-passed bento live (or an exported, checksummed file)."""
+"""`modelctl deploy MODEL --env E`: put a built, fuzzed, gate-passed bento live (or an exported, checksummed file)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from modelkit import ENVIRONMENTS, TARGETS
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("deploy", help="deploy a built, gate-passed bento to an environment")
+    parser = subparsers.add_parser("deploy", help="deploy a built, fuzzed and gate-passed bento to an environment")
     parser.add_argument("model")
     parser.add_argument("--env", required=True, choices=ENVIRONMENTS)
     parser.add_argument("--target", choices=TARGETS)
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--sha256", help="the digest `modelctl export` printed for --bento-file (handed over, never read beside it)"
     )
     parser.add_argument("--yes", action="store_true", help="confirm a production deploy (CI: the approval)")
-    parser.add_argument("--force", action="store_true", help="deploy even without a passing load test")
+    parser.add_argument("--force", action="store_true", help="deploy even without a recorded fuzz and load-test pass")
     parser.set_defaults(
         run=lambda a: deploy(find_repo(), a.model, a.env, a.target, a.bento, a.bento_file, a.yes, a.force, a.sha256)
     )

@@ -1,13 +1,17 @@
-"""Fuzzing a served model (schemathesis + hostile requests, `modelctl.fuzz`): the one place it passes or fails."""
+"""Fuzzing a served model (schemathesis + hostile requests, `modelctl.fuzz`): the one place it passes or fails.
+
+A bento that passed is recorded in the state store (`save_pass`); deploy and export need that record beside the
+load-test gate's (issue #20, item 6: a bento that was only load-tested must not deploy)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from modelctl.console import err
-from modelctl.errors import GateRefusedError
+from modelctl.errors import GateRefusedError, ModelctlError
 from modelctl.fuzz import FuzzResult, fuzz
 from modelctl.model import Model
 
@@ -23,6 +27,8 @@ class FuzzFailedError(GateRefusedError):
 class Fuzzed:
     result: FuzzResult
     markdown: str
+    report_dir: Path | None = None
+    examples: int = DEFAULT_EXAMPLES
 
     @property
     def passed(self) -> bool:
@@ -71,7 +77,35 @@ def fuzz_served(
     text = markdown(model.name, result)
     (reports / "fuzz.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8")
     (reports / "fuzz.md").write_text(text, encoding="utf-8")
-    return Fuzzed(result, text)
+    return Fuzzed(result, text, reports, examples)
+
+
+def save_pass(model: Model, bento: str, fuzzed: Fuzzed) -> None:
+    """Remember that ``bento`` passed fuzzing, in the state store (deploy and export refuse bentos without)."""
+    from modelctl.state import State
+
+    if not fuzzed.passed:
+        raise ModelctlError(f"{bento} did not pass fuzzing: nothing to record")
+    r = fuzzed.result
+    summary = {
+        "model": model.name,
+        "bento": bento,
+        "passed": True,
+        "cases": r.cases,
+        "examples": fuzzed.examples,
+        "by_status": r.by_status,
+        "server_errors": r.server_errors,
+        "report_dir": str(fuzzed.report_dir) if fuzzed.report_dir else None,
+    }
+    State.of(model.repo).put_fuzz_result(bento, summary)
+
+
+def passed_summary(model: Model, bento: str) -> dict[str, Any] | None:
+    """What ``bento`` passed fuzzing with, or None when it never did."""
+    from modelctl.state import State
+
+    summary = State.of(model.repo).fuzz_result(bento)
+    return summary if summary is not None and summary.get("passed") is True else None
 
 
 def _log_per_request(result: FuzzResult) -> str:

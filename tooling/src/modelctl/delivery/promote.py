@@ -113,7 +113,8 @@ def verify(
     live_env: str | None = None,
     before_gate: Callable[[], None] | None = None,
 ) -> Verified:
-    """Start ``bento`` once; fuzz it, then load-test it. The one place a candidate passes or is refused.
+    """Start ``bento`` once; fuzz it, then load-test it. The one place a candidate passes or is refused; each pass
+    is recorded for ``bento`` (a deploy needs both).
 
     With ``live_env`` the candidate runs on that environment's local port and, when it passes, is kept running
     for the deploy to take over (nothing is live there yet, so nothing is at risk).
@@ -131,6 +132,7 @@ def verify(
             stage.detail = fuzzed.one_line()
             if not fuzzed.passed:
                 raise fuzzing.FuzzFailedError("; ".join(fuzzed.result.problems()) + f" ({stage.detail})")
+        fuzzing.save_pass(model, bento, fuzzed)
         if before_gate is not None:
             before_gate()
         with log.stage("load-test gate") as stage:

@@ -1,4 +1,4 @@
-"""Release: put a gate-passed bento live in an environment on a deploy target, keep the ledger, go back, stop.
+"""Release: put a fuzzed, gate-passed bento live in an environment on a deploy target, keep the ledger, go back, stop.
 
 Targets: `local` (really deployed here), `kubernetes` and `bentocloud` (rendered, applied when configured).
 A failed attempt is recorded and never changes what is live.
@@ -17,7 +17,8 @@ from typing import Any
 from modelctl import archive, bentos, bentostore, cmd, git, lease, procs
 from modelctl import watch as watching
 from modelctl.console import err
-from modelctl.delivery.gate import passed_summary
+from modelctl.delivery import fuzzing
+from modelctl.delivery.gate import not_passed, passed_summary
 from modelctl.delivery.train import store_env
 from modelctl.errors import GateRefusedError, ModelctlError, UsageError
 from modelctl.ledger import Record
@@ -70,6 +71,22 @@ def check_environment(model: Model, env: str, approved: bool) -> None:
         raise UsageError(f"{model.relative('config.yaml')} has no deploy.environments.{env}")
     if model.config.deploy.environments[env].approval and not approved:
         raise UsageError(f"{env} requires approval: pass --yes (in CI the GitHub environment's reviewers give it)")
+
+
+def unverified(model: Model, bento: str) -> str | None:
+    """None when ``bento`` passed both fuzzing and the load-test gate (each recorded in the state store for that
+    bento: `promote.verify`, or `modelctl fuzz` and `modelctl loadtest`); else which it lacks and what to run."""
+    missing = []
+    if fuzzing.passed_summary(model, bento) is None:
+        missing.append(("fuzzing", f"`modelctl fuzz {model.name} --bento {bento}`"))
+    lacking_gate = not_passed(model, bento)
+    if lacking_gate is not None:
+        missing.append((lacking_gate, f"`modelctl loadtest {model.name} --bento {bento}`"))
+    if not missing:
+        return None
+    if len(missing) == 1:
+        return f"{bento} has not passed {missing[0][0]}; run {missing[0][1]}"
+    return f"{bento} has passed neither {missing[0][0]} nor {missing[1][0]}; run {missing[0][1]}, then {missing[1][1]}"
 
 
 def choose_target(model: Model, target: str | None) -> str:
@@ -165,11 +182,9 @@ def _deploy(
     chosen = choose_target(model, target)
     if not bentostore.bento_exists(model.repo, bento):
         raise UsageError(f"bento {bento} of {model.name} is not in the store; run `modelctl build {model.name}`")
-    if passed_summary(model, bento) is None and not force:
-        raise ReleaseError(
-            f"{bento} has not passed the load-test gate; run `modelctl loadtest {model.name} --bento {bento}` "
-            "(or --force)"
-        )
+    missing = unverified(model, bento)
+    if missing is not None and not force:
+        raise ReleaseError(f"{missing} (or --force)")
     ledger = State.of(model.repo).ledger
     with locked(model.repo, model.name, env):
         before = ledger.live(model.name, env)
@@ -390,10 +405,9 @@ def export(model: Model, bento: str, out_path: Path) -> tuple[Path, str]:
     a checksum file beside the archive would prove only that both were copied together.
     """
     archive.check_tag(bento, model.name)
-    if passed_summary(model, bento) is None:
-        raise ReleaseError(
-            f"{bento} has not passed the load-test gate; run `modelctl loadtest {model.name} --bento {bento}`"
-        )
+    missing = unverified(model, bento)
+    if missing is not None:
+        raise ReleaseError(missing)
     target = out_path.resolve()  # bentoml export/import need absolute paths
     target.parent.mkdir(parents=True, exist_ok=True)
     bentoml(model, "export", bento, str(target))

@@ -1,8 +1,10 @@
 """Locust plugin: at exit, write the final aggregated stats to $MODELCTL_LOCUST_SUMMARY as JSON.
 
-Loaded beside the model's locustfile (`-f locustfile.py,locust_summary.py`). Locust's own CSV is
-rewritten on a one-second loop and not again at shutdown, so a short run can end with a stale row;
-this reads `environment.stats.total` after the last request.
+Loaded beside the gate's own user (`-f locust_gate.py,locust_summary.py`, a process that imports nothing of the
+model's: only then are these numbers a verdict), or beside the model's locustfile in an exploratory run, whose
+numbers its listeners can rewrite and which never records a pass. Locust's own CSV is rewritten on a one-second
+loop and not again at shutdown, so a short run can end with a stale row; this reads `environment.stats.total`
+after the last request.
 """
 
 from __future__ import annotations
