@@ -199,6 +199,7 @@ def test_baked_model_passes_its_own_tests_and_fuzzing(monorepo: Path, framework:
     shutil.copytree(TEMPLATE, monorepo / "cookiecutter-model", ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "MODELCTL_ROOT": str(monorepo), "MODELCTL_STATE_DIR": str(monorepo / ".state")}
     env.pop("BENTOML_HOME", None)
+    env.pop("MODELCTL_ENV_CACHE", None)  # modelctl takes the environment tox just built, as in a user's checkout
     modelctl = [sys.executable, "-m", "modelctl.main"]
     for command in (["train", slug], ["build", slug], ["fuzz", slug, "--examples", "20"]):
         step = subprocess.run([*modelctl, *command], cwd=monorepo, capture_output=True, text=True, env=env, check=False)
