@@ -18,7 +18,12 @@ from modelctl.repo import GITHUB_MATRIX_LIMIT, Repo, Settings
 def test_settings_defaults_and_validation(tmp_path: Path) -> None:
     assert Settings.read(tmp_path) == Settings()
     (tmp_path / "pyproject.toml").write_text('[tool.modelctl]\nmax_jobs = 40\nrepo_wide_paths = ["tox.ini"]\n')
-    assert Settings.read(tmp_path) == Settings(("tox.ini",), 40)
+    assert Settings.read(tmp_path) == Settings(("tox.ini",), max_jobs=40)
+    (tmp_path / "pyproject.toml").write_text('[tool.modelctl]\nplatform_paths = ["lib/"]\n')
+    assert Settings.read(tmp_path).platform_paths == ("lib/",)
+    (tmp_path / "pyproject.toml").write_text('[tool.modelctl]\nplatform_paths = "lib/"\n')
+    with pytest.raises(UsageError, match="platform_paths must be a list of path strings"):
+        Settings.read(tmp_path)
     for bad in ("0", "257", "true", '"10"'):
         (tmp_path / "pyproject.toml").write_text(f"[tool.modelctl]\nmax_jobs = {bad}\n")
         with pytest.raises(UsageError, match=f"max_jobs must be an integer from 1 to {GITHUB_MATRIX_LIMIT}"):

@@ -105,7 +105,7 @@ def _subcommands() -> dict[str, set[str]]:
 def test_every_step_is_a_thin_call_of_a_command_that_exists(path: Path) -> None:
     commands = _subcommands()
     make_targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.MULTILINE))
-    tox_envs = {"lint", "shared", "tooling", "template", "airflow"}
+    tox_envs = {"lint", "shared", "tooling", "template", "airflow", "fast"}
     for step in steps(load(path.name)):
         for words in _commands(step.get("run", "")):
             tool = words[0]
@@ -148,6 +148,21 @@ def test_ci_checks_the_changed_models_by_shard_with_the_base_rules() -> None:
     lint = jobs["lint"]["steps"]
     cache = next(s for s in lint if "actions/cache@" in str(s.get("uses")))
     assert "hashFiles('.pre-commit-config.yaml')" in cache["with"]["key"]
+    assert "tox run -e lint" in " ".join(s.get("run", "") for s in lint), "lint runs for every pull request"
+    # Issue 19: the platform's suites run only when the pull request touches the platform.
+    assert jobs["changes"]["outputs"]["platform"] == "${{ steps.changed.outputs.platform }}"
+    platform = jobs["platform"]
+    assert platform["needs"] == "changes" and platform["if"] == "needs.changes.outputs.platform == 'true'"
+    runs = " ".join(s.get("run", "") for s in platform["steps"])
+    assert "tox run-parallel -e shared,tooling,airflow" in runs
+    assert not any(env in " ".join(s.get("run", "") for s in lint) for env in ("tooling", "shared", "airflow"))
+    # Caches are keyed by what they hold: uv's downloads by the lock files, model environments by requirements.
+    for job in ("lint", "platform", "model"):
+        keys = [s["with"]["key"] for s in jobs[job]["steps"] if "actions/cache@" in str(s.get("uses"))]
+        assert any(k.startswith("uv-") and "hashFiles('tooling/*.lock'" in k for k in keys), (job, keys)
+    model_keys = [s["with"] for s in model["steps"] if "actions/cache@" in str(s.get("uses"))]
+    env_cache = next(c for c in model_keys if c["path"] == ".tox/model-*")
+    assert "hashFiles('models/*/requirements*.txt'" in env_cache["key"] and "restore-keys" not in env_cache
     assert {j.job for j in PULL_REQUEST_JOBS} <= set(jobs), "modelctl ci plan describes jobs that exist"
     assert "secrets." not in (ROOT / ".github/workflows/ci.yml").read_text(), "pull requests get no secrets"
 

@@ -6,6 +6,9 @@ Rules (issue #4):
 - a change under ``shared/`` selects every model whose requirements use ``shared/``, and only those;
 - a change to a repo-wide build input (``[tool.modelctl] repo_wide_paths``) selects every model;
 - a change under ``cookiecutter-model/`` selects the template job, not the models;
+- a change to the platform itself (``[tool.modelctl] platform_paths``: tooling, shared code, the template,
+  workflows, lock files, repo-wide inputs) selects the platform's own test suites; a change that touches
+  only model folders does not, so a data scientist's pull request waits only for its models' checks;
 - a model folder that existed at the base and not at the head is reported as removed, never built;
 - a model's ``ci.extra_paths`` patterns select it too.
 
@@ -63,6 +66,8 @@ class Selection:
     models: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     template: bool = False
+    # the platform's own suites must run: the changed paths under platform_paths (or why, when every model is)
+    platform: list[str] = field(default_factory=list)
     # model -> reason kind -> the changed paths behind it (or, for NAMED, the reason text)
     detail: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
@@ -95,6 +100,7 @@ class Selection:
             "models": self.models,
             "removed": self.removed,
             "template": self.template,
+            "platform": bool(self.platform),
             "reasons": self.reasons(),
             "detail": self.detail,
         }
@@ -110,8 +116,11 @@ def select(
     head_models: dict[str, ModelInputs],
     base_models: Iterable[str] = (),
     repo_wide: Iterable[str] = (),
+    platform_paths: Iterable[str] = (),
 ) -> Selection:
     repo_wide = tuple(repo_wide)
+    platform_paths = tuple(platform_paths) + repo_wide
+    platform: list[str] = []
     detail: dict[str, dict[str, list[str]]] = {}
     removed: set[str] = set()
     template = False
@@ -123,6 +132,8 @@ def select(
         detail.setdefault(name, {}).setdefault(kind, []).append(path)
 
     for path in changed:
+        if matches_any(path, platform_paths, anchored=True):
+            platform.append(path)
         if matches_any(path, repo_wide, anchored=True):
             for name in head_models:
                 pick(name, REPO_WIDE, path)
@@ -144,4 +155,6 @@ def select(
                 pick(name, EXTRA, path)
 
     ordered = {name: detail[name] for name in sorted(detail)}
-    return Selection(models=list(ordered), removed=sorted(removed), template=template, detail=ordered)
+    return Selection(
+        models=list(ordered), removed=sorted(removed), template=template, platform=platform, detail=ordered
+    )

@@ -74,14 +74,17 @@ def compute(
             known = ", ".join(head_models) if len(head_models) <= 20 else f"{len(head_models)} models"
             raise UsageError(f"unknown model {unknown[0]!r} in --models; known: {known or 'none'}")
         return select_named(models, "named with --models")
-    if select_every:
-        return select_named(head_models, "--all")
+    if select_every:  # everything: the platform's suites too
+        selection = select_named(head_models, "--all")
+        selection.platform = ["--all"]
+        return selection
     base_sha = git.resolve(repo.root, base)
     if base_sha is None:
         why = unusable_base(base)
         err.print(f"notice: {why}: selecting every model", markup=False)
         selection = select_named(head_models, f"{why}: every model is selected")
         selection.template = True
+        selection.platform = [why]
         return selection
     changed_paths = [path for _, path in git.changed_files(repo.root, base_sha, head_sha)]
     rules_sha = head_sha if rules_rev is None else git.resolve(repo.root, rules_rev)
@@ -96,7 +99,8 @@ def compute(
         missing = [n for n in head_models if n not in at_rules]
         for name, found in (model_inputs(repo, head_sha, missing) if missing else {}).items():
             inputs[name] = ModelInputs(name, tuple(_DEFAULT_CI.ignore), (), found.uses_shared)
-    return select(changed_paths, inputs, models_at(repo, base_sha), repo.settings.repo_wide_paths)
+    settings = repo.settings
+    return select(changed_paths, inputs, models_at(repo, base_sha), settings.repo_wide_paths, settings.platform_paths)
 
 
 def since_deployed(repo: Repo, env: str, head: str = "HEAD", fallback_base: str = "") -> Selection:

@@ -19,8 +19,9 @@ class Job:
 # The jobs of .github/workflows/*.yml that do real work, and the command each one runs.
 # tooling/tests/test_workflows.py checks the workflows against this table.
 PULL_REQUEST_JOBS = (
-    Job("ci.yml", "lint", False, "tox -e lint,shared,tooling,airflow"),
+    Job("ci.yml", "lint", False, "tox -e lint"),
     Job("ci.yml", "changes", False, "modelctl changed --format github"),
+    Job("ci.yml", "platform", False, "tox -p -e shared,tooling,airflow"),
     Job("ci.yml", "model", True, "modelctl ci check --models {models}"),
     Job("ci.yml", "template", False, "tox -e template; modelctl upgrade --all --check"),
 )
@@ -38,6 +39,10 @@ def jobs_for(selection: Selection, max_jobs: int) -> list[dict[str, str]]:
         if job.job == "template":
             if selection.template:
                 rows.append(_row(job, "-", "-", "cookiecutter-model/ changed"))
+        elif job.job == "platform":
+            if selection.platform:
+                shown = ", ".join(selection.platform[:3]) + (", ..." if len(selection.platform) > 3 else "")
+                rows.append(_row(job, "-", "-", f"the platform changed ({shown})"))
         elif job.per_shard:
             for part in shards:
                 models = ",".join(part.models)

@@ -21,10 +21,24 @@ SHARED_DIR = "shared"
 # GitHub refuses a matrix of more than 256 jobs per workflow run.
 GITHUB_MATRIX_LIMIT = 256
 DEFAULT_REPO_WIDE = ("tooling/", "tox.ini", "toxfile.py", "pyproject.toml", ".github/workflows/")
+# What the platform's own suites (lint's mypy, shared, tooling, template, airflow) test: a change to any of these
+# runs them in CI; the repo-wide paths always count too.
+DEFAULT_PLATFORM = (
+    "tooling/",
+    "shared/",
+    "cookiecutter-model/",
+    "bench/",
+    ".github/",
+    ".ci/",
+    "Makefile",
+    ".pre-commit-config.yaml",
+    ".secrets.baseline",
+    ".gitignore",
+)
 
 
 # Every key `[tool.modelctl]` may have (the state store reads `store` and `store_endpoint_url`).
-KNOWN_SETTINGS = frozenset({"repo_wide_paths", "max_jobs", "store", "store_endpoint_url"})
+KNOWN_SETTINGS = frozenset({"repo_wide_paths", "platform_paths", "max_jobs", "store", "store_endpoint_url"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,7 @@ class Settings:
     """`[tool.modelctl]` of the root pyproject.toml: the repo-wide knobs, each with a default."""
 
     repo_wide_paths: tuple[str, ...] = DEFAULT_REPO_WIDE
+    platform_paths: tuple[str, ...] = DEFAULT_PLATFORM
     max_jobs: int = GITHUB_MATRIX_LIMIT
 
     @classmethod
@@ -49,16 +64,19 @@ class Settings:
             raise UsageError(
                 f"{path}: unknown key tool.modelctl.{unknown[0]}; expected one of: {', '.join(sorted(KNOWN_SETTINGS))}"
             )
-        paths = table.get("repo_wide_paths", list(DEFAULT_REPO_WIDE))
-        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-            raise UsageError(f"{path}: tool.modelctl.repo_wide_paths must be a list of path strings")
+        lists = {}
+        for key, default in (("repo_wide_paths", DEFAULT_REPO_WIDE), ("platform_paths", DEFAULT_PLATFORM)):
+            paths = table.get(key, list(default))
+            if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+                raise UsageError(f"{path}: tool.modelctl.{key} must be a list of path strings")
+            lists[key] = tuple(paths)
         max_jobs = table.get("max_jobs", GITHUB_MATRIX_LIMIT)
         if not isinstance(max_jobs, int) or isinstance(max_jobs, bool) or not 1 <= max_jobs <= GITHUB_MATRIX_LIMIT:
             raise UsageError(
                 f"{path}: tool.modelctl.max_jobs must be an integer from 1 to {GITHUB_MATRIX_LIMIT} "
                 f"(GitHub's matrix limit), got {max_jobs!r}"
             )
-        return cls(tuple(paths), max_jobs)
+        return cls(lists["repo_wide_paths"], lists["platform_paths"], max_jobs)
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,46 @@ def test_template_change_selects_the_template_job_only(small_repo: Path) -> None
     assert selection.template is True and selection.models == []
 
 
+@pytest.mark.parametrize(
+    ("paths", "platform"),
+    [
+        (["models/alpha/train.py"], False),
+        (["models/alpha/train.py", "models/beta/config.yaml", "docs/guide.md"], False),
+        (["shared/src/modelkit/__init__.py"], True),
+        (["tooling/src/modelctl/x.py"], True),
+        (["cookiecutter-model/cookiecutter.json"], True),
+        ([".github/workflows/ci.yml"], True),
+        (["tox.ini"], True),
+        (["Makefile"], True),
+        (["tooling/requirements.lock"], True),
+        (["models/alpha/train.py", ".pre-commit-config.yaml"], True),
+    ],
+)
+def test_platform_suites_run_only_when_the_platform_changed(small_repo: Path, paths: list[str], platform: bool) -> None:
+    """Issue 19: a pull request that touches only model folders skips the platform's own suites."""
+    base, head = change(small_repo, *paths)
+    selection = compute(Repo(small_repo), base, head)
+    assert bool(selection.platform) is platform
+    assert all(p in paths for p in selection.platform)
+
+
+def test_platform_paths_are_configurable(small_repo: Path) -> None:
+    pyproject = small_repo / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + 'platform_paths = ["docs/"]\n')
+    commit_all(small_repo)
+    base, head = change(small_repo, "docs/guide.md")
+    assert compute(Repo(small_repo), base, head).platform == ["docs/guide.md"]
+    base, head = change(small_repo, "Makefile")  # no longer a platform path; repo-wide ones always are
+    assert compute(Repo(small_repo), base, head).platform == []
+    base, head = change(small_repo, "tox.ini")
+    assert compute(Repo(small_repo), base, head).platform == ["tox.ini"]
+
+
+def test_unusable_base_runs_the_platform_too(small_repo: Path) -> None:
+    selection = compute(Repo(small_repo), ZERO, "HEAD")
+    assert selection.platform and selection.template and len(selection.models) == 4
+
+
 def test_deleted_model_is_removed_not_built(small_repo: Path) -> None:
     base = git(small_repo, "rev-parse", "HEAD").strip()
     shutil.rmtree(small_repo / "models/gamma")
@@ -173,7 +213,7 @@ class TestCli:
         (monorepo / "cookiecutter-model/README.md").write_text("x\n")
         commit_all(monorepo)
         data = json.loads(cli("changed", "--base", base, "--format", "json").assert_success().out)
-        assert data == {"models": [], "removed": [], "template": True, "reasons": {}, "detail": {}}
+        assert data == {"models": [], "removed": [], "template": True, "platform": True, "reasons": {}, "detail": {}}
 
     def test_github_output(self, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         output = tmp_path / "github_output"
@@ -185,6 +225,34 @@ class TestCli:
             lines["count"] == "1" and lines["model_count"] == "1" and json.loads(lines["models"]) == ["iris_classifier"]
         )
         assert lines["removed"] == "[]" and lines["removed_count"] == "0" and lines["template"] == "false"
+        assert lines["platform"] == "true"  # --all checks everything
+
+    def test_github_output_of_a_model_only_change(
+        self, cli: Cli, monorepo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        output = tmp_path / "github_output"
+        monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+        base = git(monorepo, "rev-parse", "HEAD").strip()
+        path = monorepo / "models/iris_classifier/train.py"
+        path.write_text(path.read_text() + "\n")
+        commit_all(monorepo)
+        result = cli("changed", "--base", base, "--format", "github").assert_success()
+        lines = dict(line.split("=", 1) for line in output.read_text().splitlines())
+        assert (lines["platform"], lines["template"], lines["count"]) == ("false", "false", "1")
+        assert "platform: untouched" in result.err
+
+    def test_tox_format_runs_the_platform_suites_only_when_it_changed(self, cli: Cli, monorepo: Path) -> None:
+        """`make test-changed`: lint always, the platform's suites when the range touched it, the affected models."""
+        base = git(monorepo, "rev-parse", "HEAD").strip()
+        path = monorepo / "models/iris_classifier/train.py"
+        path.write_text(path.read_text() + "\n")
+        commit_all(monorepo)
+        assert cli("changed", "--base", base, "--format", "tox").assert_success().out == "lint,model-iris_classifier\n"
+        base = git(monorepo, "rev-parse", "HEAD").strip()
+        (monorepo / "shared/src/modelkit/extra.py").write_text("X = 1\n")
+        commit_all(monorepo)
+        out = cli("changed", "--base", base, "--format", "tox").assert_success().out
+        assert out == "lint,shared,tooling,template,airflow,model-iris_classifier\n"
 
     def test_github_without_output_file_is_usage_error(self, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("GITHUB_OUTPUT", raising=False)

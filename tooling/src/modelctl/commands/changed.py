@@ -18,6 +18,9 @@ from modelctl.shards import matrix, shard
 from modelkit import ENVIRONMENTS
 
 FORMATS = ("lines", "json", "github", "tox")
+# The tox envs of the platform's own suites (tox.ini, label `platform`); lint runs for every change.
+LINT_TOX_ENV = "lint"
+PLATFORM_TOX_ENVS = ("shared", "tooling", "template", "airflow")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="list the models a range of commits affects (what CI tests, builds and deploys)",
         description="Reasons go to stderr, one line per model; with --format lines stdout has only model names. "
         "--format json has every changed file per model; --format github writes the CI matrix (grouped into "
-        "shards above [tool.modelctl] max_jobs) to $GITHUB_OUTPUT; --format tox prints the model envs to run.",
+        "shards above [tool.modelctl] max_jobs) to $GITHUB_OUTPUT (and platform=true|false: whether the platform's "
+        "own suites run); --format tox prints the tox envs to run (lint, the platform's suites when it changed, "
+        "the models').",
     )
     parser.add_argument("--base", default="", help="base ref (PR base or the commit before a push)")
     parser.add_argument("--head", default="HEAD", help="head ref (default: HEAD)")
@@ -72,6 +77,11 @@ def print_reasons(selection: Selection) -> None:
         err.print(f"{name}: removed in this range (undeploy, never built)", markup=False)
     if selection.template:
         err.print("template: cookiecutter-model/ changed", markup=False)
+    if selection.platform:
+        shown = ", ".join(selection.platform[:3]) + (", ..." if len(selection.platform) > 3 else "")
+        err.print(f"platform: its own suites run ({shown})", markup=False)
+    else:
+        err.print("platform: untouched (only model folders changed); its suites are skipped", markup=False)
 
 
 def changed(
@@ -97,11 +107,17 @@ def changed(
             print(name)
     elif fmt == "json":
         print(json.dumps(selection.as_dict(), indent=2))
-    elif fmt == "tox":  # the model envs to run, for `tox run -e` (empty when none)
-        print(",".join(f"{TOX_PREFIX}{name}" for name in selection.models))
+    elif fmt == "tox":  # the envs to run, for `tox run -e` (make test-changed)
+        print(",".join(tox_envs(selection)))
     else:
         write_github_output(repo, selection, prefix)
     return 0
+
+
+def tox_envs(selection: Selection) -> list[str]:
+    """lint always (the hooks check model code too), the platform's suites when it changed, the selected models."""
+    platform = list(PLATFORM_TOX_ENVS) if selection.platform else []
+    return [LINT_TOX_ENV, *platform, *(f"{TOX_PREFIX}{name}" for name in selection.models)]
 
 
 def github_outputs(repo: Repo, selection: Selection) -> dict[str, str]:
@@ -118,6 +134,7 @@ def github_outputs(repo: Repo, selection: Selection) -> dict[str, str]:
         "removed": json.dumps(selection.removed),
         "removed_count": str(len(removed_jobs)),
         "template": "true" if selection.template else "false",
+        "platform": "true" if selection.platform else "false",
     }
 
 
