@@ -236,6 +236,22 @@ def test_this_repository_passes_every_hook(tmp_path: Path) -> None:
         (f"{MODEL}/config.yaml", False),
         (f"{MODEL}/sample_request.json", False),
         (f"{TEMPLATE}/train.py", False),
+        # what the project's tools leave behind when run by hand from the root (issue 19.4)
+        (".schemathesis/cassette.yaml", True),
+        (".hypothesis/examples/x", True),
+        (".pytest_cache/v/cache/nodeids", True),
+        (".ruff_cache/0.17.5/x", True),
+        (".mypy_cache/3.11/x.json", True),
+        (".tox/tooling/bin/python", True),
+        (".venv/bin/python", True),
+        (f"{MODEL}/__pycache__/train.cpython-311.pyc", True),
+        (f"{MODEL}/.ipynb_checkpoints/x-checkpoint.ipynb", True),
+        (".benchmarks/Linux/0001.json", True),
+        ("reports/iris_classifier/report.html", True),
+        (".modelctl/state/ledger.json", True),
+        ("tooling/src/modelctl.egg-info/PKG-INFO", True),
+        ("airflow.db", True),
+        ("site/index.html", True),
     ],
 )
 def test_gitignore(path: str, ignored: bool) -> None:
