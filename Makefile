@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.bootstrapped
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: help bootstrap hooks lint test test-changed test-models test-template demo demo-stop clean
+.PHONY: help bootstrap hooks lint test test-fast test-changed test-models test-template demo demo-stop clean
+# tox environments run side by side (each prints its time at the end); `auto` is one per core.
+TEST_PARALLEL ?= auto
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
@@ -32,15 +34,16 @@ hooks: $(STAMP) ## install the git pre-commit hook
 lint: $(STAMP) ## run every pre-commit hook on all files
 	$(BIN)/tox run -e lint
 
-test: $(STAMP) ## everything CI runs: lint, shared, tooling, template, airflow, every model env
-	$(BIN)/tox run -e lint,shared,tooling,template,airflow
-	$(BIN)/tox run -m models
+test: $(STAMP) ## everything CI runs: lint, shared, tooling, template, airflow, every model env, in parallel
+	$(BIN)/tox run-parallel --parallel-no-spinner -p $(TEST_PARALLEL) -m platform models
 
-test-changed: $(STAMP) ## the platform, plus only the models a range affects: make test-changed BASE=origin/main
+test-fast: $(STAMP) ## the inner loop (under 2 minutes): platform tests with no server, no bento, no model env
+	$(BIN)/tox run -e fast
+
+test-changed: $(STAMP) ## what a range affects: lint, the platform's suites if it changed, its models: make test-changed BASE=origin/main
 	@test -n "$(BASE)" || { echo "usage: make test-changed BASE=<ref> (e.g. origin/main)"; exit 2; }
-	$(BIN)/tox run -e lint,shared,tooling,template,airflow
-	@envs=$$($(BIN)/modelctl changed --base "$(BASE)" --format tox); \
-	if [ -n "$$envs" ]; then $(BIN)/tox run -e "$$envs"; else echo "no model is affected by $(BASE)..HEAD"; fi
+	@envs=$$($(BIN)/modelctl changed --base "$(BASE)" --format tox) && \
+	$(BIN)/tox run-parallel --parallel-no-spinner -p $(TEST_PARALLEL) -e "$$envs"
 
 test-models: $(STAMP) ## every model's own tests, each in its own env
 	$(BIN)/tox run -m models

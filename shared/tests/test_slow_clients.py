@@ -151,6 +151,7 @@ def port() -> Iterator[int]:
         yield free_port
 
 
+@pytest.mark.slow  # a real uvicorn server on loopback
 def test_a_body_in_time_reaches_the_app_whole(port: int) -> None:
     body = b'{"instances": [' + b" " * 100 + b"]}"
     answer = asyncio.run(trickle(port, "/predict", len(body), [body[:40], body[40:90], body[90:]], pause=0.2))
@@ -158,6 +159,7 @@ def test_a_body_in_time_reaches_the_app_whole(port: int) -> None:
     assert json.loads(answer.body) == {"bytes": len(body), "head": body[:20].decode()}
 
 
+@pytest.mark.slow  # a real uvicorn server on loopback
 def test_a_body_slower_than_the_rate_after_the_grace_is_408(port: int) -> None:
     # one byte every 0.3 s: well under 100 B/s, so it is cut at about GRACE + 1/100 s
     answer = asyncio.run(trickle(port, "/predict", 100, [b" "] * 100, pause=0.3))
@@ -171,6 +173,7 @@ def test_a_body_slower_than_the_rate_after_the_grace_is_408(port: int) -> None:
     assert 1 <= body["detail"]["received_bytes"] <= 3
 
 
+@pytest.mark.slow  # a real uvicorn server on loopback
 def test_a_body_at_the_rate_is_still_cut_at_body_timeout_s(port: int) -> None:
     # 80 bytes every 0.2 s = 400 B/s, well over the rate: only the cap stops it
     answer = asyncio.run(trickle(port, "/predict", LIMIT, [b" " * 80] * 50, pause=0.2))
@@ -179,11 +182,13 @@ def test_a_body_at_the_rate_is_still_cut_at_body_timeout_s(port: int) -> None:
     assert json.loads(answer.body)["detail"]["received_bytes"] >= 400
 
 
+@pytest.mark.slow  # a real uvicorn server on loopback
 def test_a_declared_length_over_the_limit_is_413_without_waiting_for_the_body(port: int) -> None:
     answer = asyncio.run(trickle(port, "/predict", LIMIT + 1, [], pause=0))
     assert answer.status == 413 and answer.seconds < GRACE
 
 
+@pytest.mark.slow  # a real uvicorn server on loopback
 def test_a_chunked_body_over_the_limit_is_still_413(port: int) -> None:
     chunk = b" " * 1000
     encoded = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * 6 + [b"0\r\n\r\n"]
@@ -191,6 +196,7 @@ def test_a_chunked_body_over_the_limit_is_still_413(port: int) -> None:
     assert answer.status == 413, answer.body
 
 
+@pytest.mark.slow  # a real uvicorn server on loopback
 def test_a_client_that_leaves_mid_body_does_not_hurt_the_next(port: int) -> None:
     async def leave() -> None:
         _, writer = await asyncio.open_connection(HOST, port)

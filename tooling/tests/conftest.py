@@ -61,6 +61,20 @@ def pytest_configure(config: pytest.Config) -> None:  # noqa: ARG001 - pytest's 
 
 
 @pytest.fixture(autouse=True)
+def _fast_tests_build_no_model_environment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make test-fast` (MODELCTL_TESTS_FAST=1) is the inner loop: a test that needs a model environment (to train,
+    build, serve, fuzz or load-test) must be marked slow, or this fails it instead of letting the loop grow."""
+    if not os.environ.get("MODELCTL_TESTS_FAST") or request.node.get_closest_marker("slow"):
+        return
+    from modelctl import envs
+
+    def refuse(*_args: object, **_kwargs: object) -> Path:
+        raise AssertionError(f"{request.node.nodeid} builds a model environment: mark it @pytest.mark.slow")
+
+    monkeypatch.setattr(envs, "python_of", refuse)
+
+
+@pytest.fixture(autouse=True)
 def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts from a known environment, whatever CI or the developer's shell sets."""
     for name in (
@@ -78,14 +92,35 @@ def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+# Bakes into an empty models/ folder, once per answer set and session (a bake depends only on the answers, the
+# template and the models beside it): later monorepos get a copy. Set by the session fixture below.
+_BAKES: dict[tuple[tuple[str, str], ...], Path] = {}
+_BAKE_DIR: list[Path] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _bake_once_per_answer_set(tmp_path_factory: pytest.TempPathFactory) -> None:
+    _BAKE_DIR.append(tmp_path_factory.mktemp("bakes"))
+
+
 def bake_example(models_dir: Path, **answers: str) -> Path:
     """Bake a model from this checkout's template into ``models_dir`` (default answers: the example model)."""
     from cookiecutter.main import cookiecutter
 
+    def bake(into: Path) -> Path:
+        into.mkdir(parents=True, exist_ok=True)
+        template = str(ROOT / "cookiecutter-model")
+        return Path(cookiecutter(template, output_dir=str(into), no_input=True, extra_context=answers))
+
+    alone = not (models_dir.is_dir() and any(models_dir.iterdir()))
+    if not (alone and _BAKE_DIR):  # beside other models the hook picks other ports: a bake of its own
+        return bake(models_dir)
+    key = tuple(sorted(answers.items()))
+    if key not in _BAKES:
+        _BAKES[key] = bake(_BAKE_DIR[0] / str(len(_BAKES)))
+    baked = _BAKES[key]
     models_dir.mkdir(parents=True, exist_ok=True)
-    return Path(
-        cookiecutter(str(ROOT / "cookiecutter-model"), output_dir=str(models_dir), no_input=True, extra_context=answers)
-    )
+    return Path(shutil.copytree(baked, models_dir / baked.name))
 
 
 def copy_monorepo(repo: Path) -> Path:

@@ -189,6 +189,7 @@ def test_undeploy_stops_a_deployment_recorded_before_identities_were(
     assert gone(live.identities)
 
 
+@pytest.mark.slow
 def test_a_deploy_stops_what_a_lost_record_left_on_its_port(
     repo: Repo, stand_in_deployment: Deployment, capsys: pytest.CaptureFixture[str]
 ) -> None:
