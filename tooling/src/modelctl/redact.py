@@ -23,7 +23,7 @@ _URL_PASSWORD = re.compile(
 _KEY = r"(?:[\w.-]*[_.-])?(?:password|passwd|pwd)"
 # ...?user=ml&password=S3cret&sslmode=require: the value ends where the next parameter starts.
 _QUERY_PASSWORD = re.compile(rf"(?P<head>[?&]{_KEY}=)(?P<password>[^&#\s]+)", re.IGNORECASE)
-# libpq key/value strings (`host=db password=S3cret`, `password = 'a b'`, backslash escapes) and ODBC's
+# libpq key/value strings (`host=db password=...`, quoted values, backslash escapes) and ODBC's
 # `Pwd={...}`. An unquoted value ends at whitespace only: libpq allows `&` and `;` in it. An unterminated
 # quote masks to the end of the text (a truncated message must not leak the rest of the password).
 _KEYWORD_PASSWORD = re.compile(
