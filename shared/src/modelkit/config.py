@@ -134,6 +134,9 @@ class Kubernetes(_Section):
     namespace: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = "models"
     image_repository: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._:/-]*$")] | None = None
     context: str | None = None  # kubectl context to apply to; manifests are only rendered when unset
+    # How long a deploy waits for the rollout (every replica updated and available) before it fails and puts the
+    # previous version back; also the Deployment's progressDeadlineSeconds (issue 20 item 10).
+    rollout_timeout_s: Annotated[int, Field(ge=1, le=86_400)] = 600
 
 
 class BentoCloud(_Section):

@@ -1,7 +1,7 @@
-"""The kubernetes target: restricted-profile manifests, plain YAML, undeploy and metrics through the API server.
+"""The kubernetes target: restricted-profile manifests, plain YAML; undeploy, metrics, rollouts through the API server.
 
 The API server is a real HTTP(S) server on 127.0.0.1 that records every call; the kubeconfig is a real
-file that names it.
+file that names it. Where kubectl applies, a small kubectl stand-in does it through that same server.
 """
 
 from __future__ import annotations
@@ -9,12 +9,15 @@ from __future__ import annotations
 import base64
 import copy
 import datetime
+import os
 import re
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +73,14 @@ def test_apply_to_an_unknown_context_fails_clearly(manifests: list[dict[str, Any
     import shutil
 
     path = kubernetes.write(manifests, tmp_path / "k8s.yaml")
-    expected = "kubectl apply exited" if shutil.which("kubectl") else "kubectl is not installed; the manifests are in"
+    config = kubeconfig(tmp_path, "http://127.0.0.1:9", {"token": TOKEN})
+    expected = (
+        "kubeconfig context 'no-such-context' is not in .*: cannot reach the cluster"
+        if shutil.which("kubectl")
+        else "kubectl is not installed; the manifests are in"
+    )
     with pytest.raises(KubernetesError, match=expected):
-        kubernetes.apply(path, "no-such-context")
+        kubernetes.apply(path, "no-such-context", kubeconfig=config)
 
 
 @pytest.mark.parametrize("version", ["1.30", "1.33"])
@@ -239,29 +247,71 @@ PATHS = {
 
 
 class ApiServer:
-    """Objects by path; GET/DELETE like the API server (Status bodies, 404 when absent), bearer auth."""
+    """Objects by path; GET/POST/PUT/DELETE like the API server (Status bodies, 404 when absent, 409 on a stale
+    resourceVersion, generation bumped by a spec change), bearer auth. ``controller`` stands in for the Deployment
+    controller and the kubelets: it updates the Deployment's status and the pods on each read of the Deployment."""
 
-    def __init__(self, objects: dict[str, dict[str, Any]], pods: dict[str, FakeBento] | None = None) -> None:
+    def __init__(
+        self,
+        objects: dict[str, dict[str, Any]],
+        pods: dict[str, FakeBento] | None = None,
+        controller: Controller | None = None,
+    ) -> None:
         self.objects = objects
+        for item in objects.values():
+            item["metadata"].setdefault("generation", 1)
+            item["metadata"].setdefault("resourceVersion", "1")
         self.pods = pods or {}
+        self.pod_items: list[dict[str, Any]] | None = None
+        self.controller = controller
         self.forbidden: set[str] = set()
+        self.read_only: set[str] = set()  # paths that may be read but not written (403)
+        self.versions = 1
 
     def __call__(self, call: Call) -> Reply:
         if call.headers.get("authorization") != f"Bearer {TOKEN}":
             return Reply(401, {"kind": "Status", "message": "Unauthorized", "code": 401})
         path = call.path.split("?")[0]
         if path == "/api/v1/namespaces/ml/pods":
+            if self.pod_items is not None:
+                return Reply(200, {"kind": "PodList", "items": self.pod_items})
             items = [{"metadata": {"name": n}, "status": {"phase": "Running"}} for n in self.pods]
             return Reply(200, {"kind": "PodList", "items": items})
         if path.startswith("/api/v1/namespaces/ml/pods/") and path.endswith("/proxy/metrics"):
             pod = path.split("/")[6].split(":")[0]
             return Reply(200, self.pods[pod].metrics()) if pod in self.pods else Reply(404, {"message": "no pod"})
-        if path in self.forbidden:
+        if path in self.forbidden or (path in self.read_only and call.method in ("POST", "PUT", "DELETE")):
             return Reply(403, {"kind": "Status", "message": f"cannot {call.method.lower()} {path}", "code": 403})
+        if call.method == "POST" and path in COLLECTIONS.values():
+            created = copy.deepcopy(call.body)
+            where = f"{path}/{created['metadata']['name']}"
+            if where in self.objects:
+                return Reply(409, {"kind": "Status", "message": "already exists", "code": 409})
+            self.versions += 1
+            created["metadata"].update(uid=f"uid-{created['kind']}-{self.versions}", generation=1)
+            created["metadata"]["resourceVersion"] = str(self.versions)
+            self.objects[where] = created
+            return Reply(201, created)
         if path not in self.objects:
             return Reply(404, {"kind": "Status", "message": "not found", "code": 404})
+        current = self.objects[path]
         if call.method == "GET":
-            return Reply(200, self.objects[path])
+            if self.controller is not None and current["kind"] == "Deployment":
+                self.controller(self, current)
+            return Reply(200, current)
+        if call.method == "PUT":
+            replaced = copy.deepcopy(call.body)
+            stale = replaced["metadata"].get("resourceVersion") not in (None, current["metadata"]["resourceVersion"])
+            if stale:
+                return Reply(409, {"kind": "Status", "message": "the object has been modified", "code": 409})
+            self.versions += 1
+            generation = current["metadata"]["generation"] + (replaced.get("spec") != current.get("spec"))
+            replaced["metadata"].update(uid=current["metadata"]["uid"], generation=generation)
+            replaced["metadata"]["resourceVersion"] = str(self.versions)
+            if "status" in current:
+                replaced["status"] = current["status"]
+            self.objects[path] = replaced
+            return Reply(200, replaced)
         if call.method == "DELETE":
             expected = ((call.body or {}).get("preconditions") or {}).get("uid")
             if expected and expected != self.objects[path]["metadata"]["uid"]:
@@ -269,6 +319,9 @@ class ApiServer:
             self.objects.pop(path)
             return Reply(200, {"kind": "Status", "status": "Success"})
         return Reply(405, {"message": "method not allowed"})
+
+
+COLLECTIONS = {kind: path.rsplit("/", 1)[0] for kind, path in PATHS.items()}
 
 
 def deployed_objects(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -666,3 +719,292 @@ def test_the_digest_comes_from_dockers_repo_digests_or_the_deploy_is_refused() -
     for bad in ("", "[]", "not json", '["other/x@sha256:00"]'):
         with pytest.raises(KubernetesError, match="refusing to deploy a movable tag"):
             kubernetes.digest_ref(tag, bad)
+
+
+# --- apply waits for the rollout (issue 20 item 10) ---------------------------------------------------------------
+
+OLD, NEW = "churn_model:old1", "churn_model:new2"
+FAST = K8S.replace("context: prod-cluster}", "context: prod-cluster, rollout_timeout_s: 1}")
+
+# kubectl apply, as far as these tests need it: each object is created (POST) or replaced (PUT) through the API
+# server the kubeconfig names, so the stand-in sees what a real apply does to the objects.
+KUBECTL = """#!@PYTHON@
+import json, sys, urllib.error, urllib.request
+import yaml
+
+args = sys.argv[1:]
+config = yaml.safe_load(open(args[args.index("--kubeconfig") + 1]))
+server, token = config["clusters"][0]["cluster"]["server"], config["users"][0]["user"]["token"]
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def call(method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+    try:
+        with opener.open(urllib.request.Request(server + path, data, headers, method=method), timeout=5) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+for doc in yaml.safe_load_all(open(args[args.index("-f") + 1])):
+    collection = @COLLECTIONS@[doc["kind"]]
+    path = collection + "/" + doc["metadata"]["name"]
+    status, current = call("GET", path)
+    if status == 404:
+        status, answer = call("POST", collection, doc)
+    else:
+        doc["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        status, answer = call("PUT", path, doc)
+    if status >= 300:
+        sys.exit("Error from server (" + str(status) + "): " + str(answer.get("message")))
+    print(doc["kind"].lower() + "/" + doc["metadata"]["name"] + " configured")
+"""
+
+
+@pytest.fixture
+def kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    script = folder / "kubectl"
+    script.write_text(KUBECTL.replace("@PYTHON@", sys.executable).replace("@COLLECTIONS@", repr(COLLECTIONS)))
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    return script
+
+
+def pod(name: str, version: str, *, ready: bool, waiting: str | None = None) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": "Running" if ready else "Pending"}
+    status["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}]
+    if waiting:
+        status["containerStatuses"] = [
+            {"name": "bento", "ready": False, "state": {"waiting": {"reason": waiting, "message": f"{waiting} for x"}}}
+        ]
+    labels = {"app.kubernetes.io/instance": NAME, "app.kubernetes.io/version": version}
+    return {"metadata": {"name": name, "labels": labels}, "status": status}
+
+
+@dataclass
+class Controller:
+    """The Deployment controller and the kubelets, one step per read of the Deployment: a new template's pods
+    become available after ``ready_after`` reads, never when their image cannot be pulled (``broken``); old
+    pods keep running meanwhile (maxUnavailable 0). ``deadline_after``: reads after which the cluster gives up
+    (ProgressDeadlineExceeded)."""
+
+    serving: str | None = None  # the image whose pods are available
+    broken: set[str] = field(default_factory=set)
+    ready_after: int = 2
+    deadline_after: int | None = None
+    rolling: str | None = None
+    reads: int = 0
+    old_version: str = ""
+
+    def __call__(self, api: ApiServer, deployment: dict[str, Any]) -> None:
+        spec, generation = deployment["spec"], deployment["metadata"]["generation"]
+        image = spec["template"]["spec"]["containers"][0]["image"]
+        version = spec["template"]["metadata"]["labels"]["app.kubernetes.io/version"]
+        desired = spec["replicas"]
+        if image != self.serving:
+            self.rolling, self.reads = (image, 0) if image != self.rolling else (image, self.reads)
+            self.reads += 1
+            if image not in self.broken and self.reads >= self.ready_after:
+                self.serving = image
+        if image == self.serving:
+            self.old_version = version
+            deployment["status"] = {
+                "observedGeneration": generation,
+                "replicas": desired,
+                "updatedReplicas": desired,
+                "readyReplicas": desired,
+                "availableReplicas": desired,
+                "conditions": [{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}],
+            }
+            api.pod_items = [pod(f"{NAME}-{version}-{i}", version, ready=True) for i in range(desired)]
+            return
+        old = desired if self.serving else 0
+        progressing = {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}
+        if self.deadline_after is not None and self.reads >= self.deadline_after:
+            progressing = {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": f'ReplicaSet "{NAME}-{version}" has timed out progressing.',
+            }
+        deployment["status"] = {
+            "observedGeneration": generation,
+            "replicas": old + 1,
+            "updatedReplicas": 1,
+            "readyReplicas": old,
+            "availableReplicas": old,  # the old pods: available, but not the new version
+            "unavailableReplicas": 1,
+            "conditions": [progressing],
+        }
+        api.pod_items = [pod(f"{NAME}-{self.old_version}-{i}", self.old_version, ready=True) for i in range(old)]
+        waiting = "ImagePullBackOff" if image in self.broken else "ContainerCreating"
+        api.pod_items.append(pod(f"{NAME}-{version}-0", version, ready=False, waiting=waiting))
+
+
+def live(config_text: str, bento: str) -> tuple[dict[str, dict[str, Any]], Controller]:
+    """The objects of ``bento`` as deployed and serving, and a controller that knows its pods serve."""
+    manifests = kubernetes.render(parse_config(config_text), bento, "staging")
+    controller = Controller(serving=manifests[0]["spec"]["template"]["spec"]["containers"][0]["image"])
+    controller.old_version = bento.partition(":")[2]
+    return deployed_objects(manifests), controller
+
+
+def image_of(api: ApiServer) -> str:
+    return str(api.objects[PATHS["Deployment"]]["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def deployment_reads(server: Server) -> int:
+    return sum(1 for c in server.calls if c.method == "GET" and c.path == PATHS["Deployment"])
+
+
+def test_the_rollout_timeout_comes_from_config() -> None:
+    assert kubernetes.render(parse_config(K8S), BENTO, "staging")[0]["spec"]["progressDeadlineSeconds"] == 600
+    assert kubernetes.render(parse_config(FAST), BENTO, "staging")[0]["spec"]["progressDeadlineSeconds"] == 1
+    with pytest.raises(ValueError, match="rollout_timeout_s"):
+        parse_config(K8S.replace("context: prod-cluster}", "context: prod-cluster, rollout_timeout_s: 0}"))
+
+
+def test_a_rollout_that_never_becomes_available_fails_and_puts_the_previous_version_back(
+    tmp_path: Path, kubectl: Path
+) -> None:
+    objects, controller = live(FAST, OLD)
+    before = copy.deepcopy(objects)
+    controller.broken.add("ghcr.io/acme/models/churn_model:new2")
+    api = ApiServer(objects, controller=controller)
+    path = kubernetes.write(kubernetes.render(parse_config(FAST), NEW, "staging"), tmp_path / "k8s.yaml")
+    with api_server(api) as server:
+        config = kubeconfig(tmp_path, server.url, {"token": TOKEN})
+        started = time.monotonic()
+        with pytest.raises(KubernetesError) as raised:
+            kubernetes.apply(path, "prod-cluster", kubeconfig=config, poll_s=0.05)
+        elapsed = time.monotonic() - started
+    message = str(raised.value)
+    assert "\n" not in message
+    assert re.fullmatch(
+        rf"Deployment ml/{NAME} did not roll out: "
+        rf"pod {NAME}-new2-0 Pending: ImagePullBackOff \(ImagePullBackOff for x\); "
+        r"0 of 2 new replicas available after \d+ s; rolled back to the previous version \(old1\)",
+        message,
+    ), message
+    assert 1 <= elapsed < 10  # the test-set timeout (deploy.kubernetes.rollout_timeout_s: 1), not the default 600
+    assert deployment_reads(server) >= 3  # polled until the deadline
+    # The new version was applied (kubectl PUT it), then every object got its previous spec and labels back.
+    assert any(c.method == "PUT" and c.body["spec"] == before[PATHS["Deployment"]]["spec"] for c in server.calls)
+    assert image_of(api) == "ghcr.io/acme/models/churn_model:old1"
+    for where, previous in before.items():
+        assert api.objects[where]["spec"] == previous["spec"]
+        assert api.objects[where]["metadata"]["labels"] == previous["metadata"]["labels"]
+
+
+def test_a_rollout_that_becomes_available_after_a_few_polls_succeeds(tmp_path: Path, kubectl: Path) -> None:
+    objects, controller = live(FAST, OLD)
+    controller.ready_after = 4
+    api = ApiServer(objects, controller=controller)
+    path = kubernetes.write(kubernetes.render(parse_config(K8S), NEW, "staging"), tmp_path / "k8s.yaml")
+    with api_server(api) as server:
+        config = kubeconfig(tmp_path, server.url, {"token": TOKEN})
+        output = kubernetes.apply(path, "prod-cluster", kubeconfig=config, poll_s=0.02)
+    assert f"deployment/{NAME} configured" in output
+    # apply returned only once the new pods served: after the reads the controller needed, not before.
+    assert controller.serving == image_of(api) == "ghcr.io/acme/models/churn_model:new2"
+    assert deployment_reads(server) >= 4
+    final = api.objects[PATHS["Deployment"]]
+    assert kubernetes.rollout_status(final).done and final["status"]["observedGeneration"] == 2
+    assert not [c for c in server.calls if c.method == "DELETE"]
+
+
+def test_a_first_deploy_that_never_rolls_out_is_removed(tmp_path: Path, kubectl: Path) -> None:
+    api = ApiServer({}, controller=Controller(broken={"ghcr.io/acme/models/churn_model:new2"}))
+    path = kubernetes.write(kubernetes.render(parse_config(FAST), NEW, "staging"), tmp_path / "k8s.yaml")
+    with api_server(api) as server:
+        config = kubeconfig(tmp_path, server.url, {"token": TOKEN})
+        with pytest.raises(
+            KubernetesError,
+            match=rf"^Deployment ml/{NAME} did not roll out: pod .*ImagePullBackOff.*0 of 2 new replicas available "
+            r"after \d+ s; removed what was applied \(nothing was deployed before\)$",
+        ):
+            kubernetes.apply(path, "prod-cluster", kubeconfig=config, poll_s=0.05)
+    assert sorted(c.path for c in server.calls if c.method == "POST") == sorted(COLLECTIONS.values())
+    assert api.objects == {}
+
+
+def test_a_rollout_the_cluster_gives_up_on_fails_at_once(tmp_path: Path, kubectl: Path) -> None:
+    objects, controller = live(K8S, OLD)
+    controller.broken.add("ghcr.io/acme/models/churn_model:new2")
+    controller.deadline_after = 2
+    api = ApiServer(objects, controller=controller)
+    path = kubernetes.write(kubernetes.render(parse_config(K8S), NEW, "staging"), tmp_path / "k8s.yaml")
+    with api_server(api) as server:
+        config = kubeconfig(tmp_path, server.url, {"token": TOKEN})
+        started = time.monotonic()
+        with pytest.raises(
+            KubernetesError, match=r"ImagePullBackOff .*; ProgressDeadlineExceeded \(ReplicaSet .* has "
+        ):
+            kubernetes.apply(path, "prod-cluster", kubeconfig=config, poll_s=0.02)
+    assert time.monotonic() - started < 10  # not the 600 s of the config: the cluster's verdict is final
+    assert image_of(api) == "ghcr.io/acme/models/churn_model:old1"
+
+
+def test_a_failed_apply_puts_back_what_it_changed(tmp_path: Path, kubectl: Path) -> None:
+    objects, controller = live(FAST, OLD)
+    api = ApiServer(objects, controller=controller)
+    api.read_only.add(PATHS["PodDisruptionBudget"])  # kubectl applies the Deployment, then is refused the PDB
+    path = kubernetes.write(kubernetes.render(parse_config(FAST), NEW, "staging"), tmp_path / "k8s.yaml")
+    with api_server(api) as server:
+        config = kubeconfig(tmp_path, server.url, {"token": TOKEN})
+        with pytest.raises(
+            KubernetesError,
+            match=r"^kubectl apply exited 1: .*Error from server \(403\).*; "
+            r"rolled back to the previous version \(old1\)$",
+        ):
+            kubernetes.apply(path, "prod-cluster", kubeconfig=config, poll_s=0.05)
+    assert image_of(api) == "ghcr.io/acme/models/churn_model:old1"
+
+
+def deployment_with(
+    generation: int = 2, observed: int = 2, desired: int = 2, total: int = 2, updated: int = 2, available: int = 2
+) -> dict[str, Any]:
+    return {
+        "metadata": {"generation": generation},
+        "spec": {"replicas": desired},
+        "status": {
+            "observedGeneration": observed,
+            "replicas": total,
+            "updatedReplicas": updated,
+            "availableReplicas": available,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("deployment", "done", "failed", "waiting"),
+    [
+        pytest.param(deployment_with(), True, None, "", id="complete"),
+        pytest.param(deployment_with(observed=1), False, None, "not observed generation 2", id="not-observed"),
+        pytest.param({"metadata": {"generation": 1}, "spec": {}}, False, None, "not observed", id="no-status"),
+        # The issue: the new pod Pending, the old ones Running and available.
+        pytest.param(deployment_with(total=3, updated=1), False, None, "1 of 2 replicas updated", id="new-pod-pending"),
+        pytest.param(deployment_with(total=3), False, None, "1 old replicas pending termination", id="old-left"),
+        pytest.param(
+            deployment_with(available=1), False, None, "1 of 2 updated replicas available", id="not-available"
+        ),
+        pytest.param(
+            deployment_with(desired=0, total=0, updated=0, available=0),
+            False,
+            "spec.replicas is 0",
+            "",
+            id="serves-nothing",
+        ),
+    ],
+)
+def test_rollout_status_is_judged_as_kubectl_does(
+    deployment: dict[str, Any], done: bool, failed: str | None, waiting: str
+) -> None:
+    state = kubernetes.rollout_status(deployment)
+    assert state.done is done
+    assert (state.failed or "").startswith(failed or "") and bool(state.failed) is bool(failed)
+    assert waiting in state.waiting

@@ -12,7 +12,9 @@ its home (stores, ``prometheus_multiproc_dir``); the bento itself (``/home/bento
 included) is only read. No service-account token is mounted: the service never calls the API.
 
 Undeploy and the post-deploy watch talk to the API server directly (httpx), with the server, CA and
-credentials of the kubeconfig context: kubectl is not needed for either.
+credentials of the kubeconfig context: kubectl is not needed for either. Apply uses kubectl, then follows
+the Deployment's rollout through the API server and only returns once every replica runs the new version
+(issue 20 item 10); a rollout that does not complete puts back what was there before.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 import shutil
 import ssl
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,6 +49,8 @@ BENTO_UID = 1034
 # to a writable volume, the bento stays read-only.
 RUNTIME_HOME = "/home/bentoml/runtime"
 MANAGED_BY = "modelctl"
+ROLLOUT_TIMEOUT_S = 600.0  # Kubernetes' own default progressDeadlineSeconds
+ROLLOUT_POLL_S = 2.0
 
 
 class KubernetesError(ModelctlError):
@@ -98,6 +103,8 @@ def render(config: ModelConfig, bento: str, env: str, image_ref: str | None = No
             "metadata": meta(),
             "spec": {
                 "replicas": max(scaling.min_replicas, 1),
+                # The cluster marks a rollout that stalls this long ProgressDeadlineExceeded; apply() waits as long.
+                "progressDeadlineSeconds": config.deploy.kubernetes.rollout_timeout_s,
                 "selector": {"matchLabels": selector()},
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "template": {"metadata": {"labels": labels()}, "spec": _pod_spec(config, bento, env, image_ref)},
@@ -231,14 +238,46 @@ def parse_live_url(url: str) -> tuple[str, str, str]:
     return unquote(parts[0]), parts[1], parts[2]
 
 
-def apply(path: Path, context: str) -> str:
+def apply(
+    path: Path,
+    context: str,
+    *,
+    kubeconfig: Path | str | None = None,
+    timeout_s: float | None = None,
+    poll_s: float = ROLLOUT_POLL_S,
+) -> str:
+    """`kubectl apply` the manifests at ``path``, then wait for the Deployment's rollout; kubectl's output.
+
+    Returns only once the rollout is complete (:func:`rollout_status`): a new version whose pods are Pending
+    beside the old Running ones is never reported deployed (issue 20 item 10). A rollout the cluster declares
+    failed (ProgressDeadlineExceeded), or that is not complete after ``timeout_s`` (default: the Deployment's
+    progressDeadlineSeconds, which :func:`render` takes from deploy.kubernetes.rollout_timeout_s), and a
+    failed apply, put every object back as it was before (deleting what did not exist) and raise
+    KubernetesError, one line naming the Deployment, why, and what was put back.
+    """
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         raise KubernetesError(f"kubectl is not installed; the manifests are in {path}")
-    try:
-        return cmd.run([kubectl, "--context", context, "apply", "-f", path], what="kubectl apply").stdout
-    except cmd.CommandError as exc:
-        raise KubernetesError(f"kubectl apply exited {exc.returncode}: {cmd.tail_of(exc.output)[-500:]}") from exc
+    deployment = _deployment_in(path)
+    namespace, name = str(deployment["metadata"]["namespace"]), str(deployment["metadata"]["name"])
+    what = f"Deployment {namespace}/{name}"
+    if timeout_s is None:
+        timeout_s = float((deployment.get("spec") or {}).get("progressDeadlineSeconds") or ROLLOUT_TIMEOUT_S)
+    cluster = access(context, kubeconfig)
+    with Api(cluster) as api:
+        before = _snapshot(api, namespace, name)
+        argv: list[str | Path] = [kubectl, "--context", context]
+        if kubeconfig is not None:
+            argv += ["--kubeconfig", str(kubeconfig)]
+        try:
+            output = cmd.run([*argv, "apply", "-f", path], what="kubectl apply").stdout
+        except cmd.CommandError as exc:
+            failed = f"kubectl apply exited {exc.returncode}: {_one_line(cmd.tail_of(exc.output), 500)}"
+            raise KubernetesError(f"{failed}; {_put_back(api, before, name)}") from exc
+        problem = _await_rollout(api, namespace, name, timeout_s, poll_s)
+        if problem is None:
+            return output
+        raise KubernetesError(f"{what} did not roll out: {problem}; {_put_back(api, before, name)}")
 
 
 def containerize(python: Path, bento: str, tag: str, env: dict[str, str]) -> None:
@@ -534,6 +573,7 @@ RESOURCES = (
     ("Service", "/api/v1/namespaces/{namespace}/services/{name}"),
     ("PodDisruptionBudget", "/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/{name}"),
 )
+RESOURCES_BY_KIND = dict(RESOURCES)
 
 
 @dataclass(frozen=True)
@@ -600,6 +640,246 @@ def undeploy_config(config: ModelConfig, env: str, kubeconfig: Path | str | None
     return undeploy(
         config.name, env, namespace=config.deploy.kubernetes.namespace, context=context, kubeconfig=kubeconfig
     )
+
+
+# --- the rollout (issue 20 item 10) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Where a Deployment's rollout stands: ``done``, ``failed`` (why it cannot complete), else ``waiting`` for what."""
+
+    done: bool
+    failed: str | None = None
+    waiting: str = ""
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def rollout_status(deployment: Mapping[str, Any]) -> Rollout:
+    """The rollout of ``deployment`` (as the API server returns it), judged as `kubectl rollout status` does.
+
+    Complete: the controller has seen the latest generation, every desired replica runs the new template, no
+    old replica is left, and every updated replica is available. Old pods still Running are available replicas
+    too, so ``availableReplicas`` alone would call a rollout done while the new pods serve nothing.
+    """
+    meta: Mapping[str, Any] = deployment.get("metadata") or {}
+    spec: Mapping[str, Any] = deployment.get("spec") or {}
+    status: Mapping[str, Any] = deployment.get("status") or {}
+    generation, observed = _count(meta.get("generation")), _count(status.get("observedGeneration"))
+    if observed < generation or observed == 0:
+        return Rollout(False, waiting=f"the controller has not observed generation {generation} yet")
+    progressing = next(
+        (c for c in status.get("conditions") or [] if isinstance(c, dict) and c.get("type") == "Progressing"), {}
+    )
+    if progressing.get("reason") == "ProgressDeadlineExceeded":
+        return Rollout(False, failed=f"ProgressDeadlineExceeded ({_one_line(str(progressing.get('message', '')))})")
+    desired = _count(spec.get("replicas", 1))
+    if desired < 1:
+        return Rollout(False, failed="spec.replicas is 0: no replica would serve the new version")
+    updated, total = _count(status.get("updatedReplicas")), _count(status.get("replicas"))
+    available = _count(status.get("availableReplicas"))
+    if updated < desired:
+        return Rollout(False, waiting=f"{updated} of {desired} replicas updated")
+    if total > updated:
+        return Rollout(False, waiting=f"{total - updated} old replicas pending termination")
+    if available < updated:
+        return Rollout(False, waiting=f"{available} of {updated} updated replicas available")
+    return Rollout(True)
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _deployment_in(path: Path) -> dict[str, Any]:
+    try:
+        documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError) as exc:
+        raise KubernetesError(f"cannot read the manifests {path}: {exc}") from exc
+    for document in documents:
+        if isinstance(document, dict) and document.get("kind") == "Deployment":
+            return document
+    raise KubernetesError(f"{path} has no Deployment: nothing to roll out")
+
+
+def _await_rollout(api: Api, namespace: str, name: str, timeout_s: float, poll_s: float) -> str | None:
+    """None once the rollout of ``namespace/name`` is complete; else why it is not (failed, or out of time).
+
+    A poll that fails (the API server unreachable for a moment) is retried until the deadline.
+    """
+    path = RESOURCES_BY_KIND["Deployment"].format(namespace=namespace, name=name)
+    started = time.monotonic()
+    deadline = started + timeout_s
+    while True:
+        try:
+            found = api.request("GET", path)
+            if found.status_code == 200:
+                deployment = found.json()
+                state = rollout_status(deployment)
+                if state.done:
+                    return None
+            else:
+                deployment, state = None, Rollout(False, waiting=api.refused(found, "reading the Deployment"))
+        except KubernetesError as exc:
+            deployment, state = None, Rollout(False, waiting=str(exc))
+        now = time.monotonic()
+        if state.failed is not None or now >= deadline:
+            return _why(api, namespace, name, deployment, state, now - started)
+        time.sleep(max(0.0, min(poll_s, deadline - now)))
+
+
+def _why(api: Api, namespace: str, name: str, deployment: dict[str, Any] | None, state: Rollout, elapsed: float) -> str:
+    """One line: what keeps the new pods from serving (from the pods, when they can be read) and how far it got."""
+    after = f"after {elapsed:.0f} s"
+    if deployment is None:
+        return f"{state.waiting} {after}"
+    desired = max(_count((deployment.get("spec") or {}).get("replicas", 1)), 1)
+    template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    version = (template.get("labels") or {}).get("app.kubernetes.io/version")
+    pods = _new_pods(api, namespace, name, version)
+    parts = [state.failed] if state.failed else []
+    if pods is None:
+        return "; ".join([*parts, f"{state.waiting or 'not complete'} {after}"])
+    ready, problem = pods
+    if problem:
+        parts.insert(0, problem)
+    return "; ".join([*parts, f"{ready} of {desired} new replicas available {after}"])
+
+
+def _new_pods(api: Api, namespace: str, name: str, version: str | None) -> tuple[int, str | None] | None:
+    """(ready pods of ``version``, what keeps the first other one from being ready), or None when unreadable."""
+    try:
+        listed = api.request(
+            "GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector=app.kubernetes.io/instance%3D{name}"
+        )
+        items = listed.json().get("items") if listed.status_code == 200 else None
+    except (KubernetesError, ValueError, AttributeError):
+        return None
+    if not isinstance(items, list):
+        return None
+    ready, problem = 0, None
+    for pod in items:
+        if not isinstance(pod, dict):
+            continue
+        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        if version is not None and (meta.get("labels") or {}).get("app.kubernetes.io/version") != version:
+            continue  # an old pod: it serves, but not the new version
+        conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+            ready += 1
+        elif problem is None:
+            problem = f"pod {meta.get('name', '?')} {status.get('phase') or 'Pending'}{_pod_reason(status, conditions)}"
+    return ready, problem
+
+
+def _pod_reason(status: dict[str, Any], conditions: list[dict[str, Any]]) -> str:
+    for container in status.get("containerStatuses") or []:
+        state = (container.get("state") or {}) if isinstance(container, dict) else {}
+        for key in ("waiting", "terminated"):
+            detail = state.get(key)
+            if isinstance(detail, dict) and detail.get("reason"):
+                message = _one_line(str(detail.get("message") or ""), 160)
+                return f": {detail['reason']}" + (f" ({message})" if message else "")
+    for condition in conditions:
+        if condition.get("status") == "False" and condition.get("reason"):
+            message = _one_line(str(condition.get("message") or ""), 160)
+            return f": {condition['reason']}" + (f" ({message})" if message else "")
+    return ""
+
+
+Snapshot = list[tuple[str, str, dict[str, Any] | None]]
+
+
+def _snapshot(api: Api, namespace: str, name: str) -> Snapshot:
+    """Every object :func:`render` writes as it is now ((kind, path, object or None when absent))."""
+    taken: Snapshot = []
+    for kind, template in RESOURCES:
+        path = template.format(namespace=namespace, name=name)
+        found = api.request("GET", path)
+        if found.status_code == 404:
+            taken.append((kind, path, None))
+        elif found.status_code == 200:
+            taken.append((kind, path, found.json()))
+        else:
+            raise KubernetesError(api.refused(found, f"reading {kind} {namespace}/{name} before applying"))
+    return taken
+
+
+def _put_back(api: Api, before: Snapshot, name: str) -> str:
+    """Put every object back as :func:`_snapshot` found it; what was done, as the end of a one-line error."""
+    failures = []
+    for kind, path, previous in before:
+        try:
+            failure = (
+                _delete_applied(api, kind, path, name) if previous is None else _restore(api, kind, path, previous)
+            )
+        except KubernetesError as exc:
+            failure = str(exc)
+        if failure:
+            failures.append(failure)
+    deployment = next((previous for kind, _, previous in before if kind == "Deployment"), None)
+    if failures:
+        return "putting back what was there before failed too: " + "; ".join(failures)
+    if deployment is None:
+        return "removed what was applied (nothing was deployed before)"
+    labels = (deployment.get("metadata") or {}).get("labels") or {}
+    version = labels.get("app.kubernetes.io/version")
+    return f"rolled back to the previous version{f' ({version})' if version else ''}"
+
+
+_SERVER_SET = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink")
+
+
+def _restore(api: Api, kind: str, path: str, previous: dict[str, Any]) -> str | None:
+    """Put ``previous``'s labels, annotations and spec back on the object at ``path`` (None when done)."""
+    old_meta = previous.get("metadata") or {}
+    for _ in range(3):  # a concurrent update (the HPA, the controller) makes a PUT conflict: read again
+        found = api.request("GET", path)
+        if found.status_code == 404:
+            body = {k: v for k, v in previous.items() if k != "status"}
+            body["metadata"] = {k: v for k, v in old_meta.items() if k not in _SERVER_SET}
+            created = api.request("POST", path.rsplit("/", 1)[0], body)
+            return None if created.status_code in (200, 201) else api.refused(created, f"recreating {kind}")
+        if found.status_code != 200:
+            return api.refused(found, f"reading {kind}")
+        current = found.json()
+        meta = dict(current.get("metadata") or {})
+        if current.get("spec") == previous.get("spec") and all(
+            meta.get(key) == old_meta.get(key) for key in ("labels", "annotations")
+        ):
+            return None  # untouched (the apply stopped before it)
+        for key in ("labels", "annotations"):
+            meta.pop(key, None)
+            if old_meta.get(key) is not None:
+                meta[key] = old_meta[key]
+        body = {**{k: v for k, v in current.items() if k != "status"}, "metadata": meta, "spec": previous.get("spec")}
+        put = api.request("PUT", path, body)
+        if put.status_code in (200, 201):
+            return None
+        if put.status_code != 409:
+            return api.refused(put, f"putting back {kind}")
+    return f"putting back {kind}: it kept changing (409 Conflict)"
+
+
+def _delete_applied(api: Api, kind: str, path: str, name: str) -> str | None:
+    """Delete the object this apply created at ``path`` (None when done or already gone)."""
+    found = api.request("GET", path)
+    if found.status_code == 404:
+        return None
+    if found.status_code != 200:
+        return api.refused(found, f"reading {kind}")
+    meta = found.json().get("metadata") or {}
+    if (meta.get("labels") or {}).get("app.kubernetes.io/instance") != name:
+        return f"{kind} {name} was not created by modelctl: left alone"
+    options: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Foreground"}
+    if meta.get("uid"):
+        options["preconditions"] = {"uid": meta["uid"]}
+    deleted = api.request("DELETE", path, options)
+    return None if deleted.status_code in (200, 202, 404) else api.refused(deleted, f"deleting {kind}")
 
 
 def metrics_scraper(
