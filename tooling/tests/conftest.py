@@ -60,6 +60,13 @@ def pytest_configure(config: pytest.Config) -> None:  # noqa: ARG001 - pytest's 
     os.environ.pop("MODELCTL_ROOT", None)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle, which it keeps within each group
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked slow (real servers, builds) first: on pytest-xdist workers the long ones start early and the
+    short ones fill the end, instead of one long test starting last and holding the whole run."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def _fast_tests_build_no_model_environment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """`make test-fast` (MODELCTL_TESTS_FAST=1) is the inner loop: a test that needs a model environment (to train,
