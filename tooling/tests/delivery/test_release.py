@@ -278,3 +278,46 @@ def test_the_watch_rolls_back_a_version_that_degrades_and_keeps_a_healthy_one(
             assert kept.outcome == "deployed" and ledger.live(MODEL, "staging") == kept, "a healthy version stays"
         finally:
             release.undeploy(delivery, MODEL, "staging")
+
+
+def test_a_deploy_that_lost_its_lease_neither_rolls_back_nor_writes_the_ledger(
+    monorepo: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #20, item 9: the lease of a deploy still watching its version expired and a second deploy took it;
+    the first one's rollback must not overwrite the second's deploy."""
+    import json
+    import socket
+
+    from modelctl import lease
+    from modelctl.ledger import Record
+    from tests.s3_stand_in import use_s3
+
+    monkeypatch.setenv("MODELCTL_STORE", use_s3(monkeypatch, s3_endpoint))
+    repo = Repo(monorepo)
+    state = State.of(repo)
+    with socket.socket() as sock:  # a port that was free a moment ago: the watch cannot observe the new version
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    before = Record(model=MODEL, env="staging", target="local", outcome="deployed", bento=f"{MODEL}:good", version=1)
+    new = Record(
+        model=MODEL,
+        env="staging",
+        target="local",
+        outcome="deployed",
+        bento=f"{MODEL}:new",
+        url=f"http://127.0.0.1:{port}",
+    )
+    second = {"holder": "github run 2 (0123abcd)", "what": "a deploy", "expires_at": time.time() + 600}
+    with release.locked(repo, MODEL, "staging") as held:
+        assert held is not None, "a shared store: the deploy holds a lease in it"
+        state.store.write(f"locks/{MODEL}/staging.json", json.dumps(second).encode())  # the second deploy took it
+        with pytest.raises(
+            lease.LeaseLostError,
+            match=rf"^a deploy of {MODEL} to staging lost its lease to github run 2 \(0123abcd\) \(s3://.*\): "
+            f"stopped before rolling back {MODEL}:new, nothing written$",
+        ):
+            release._watch_or_roll_back(repo.model(MODEL), "staging", new, before, held)
+    assert state.ledger.records(MODEL) == [], "nothing written"
+    assert local.read_live(repo, MODEL, "staging") is None, "nothing rolled back"
+    blob = state.store.read(f"locks/{MODEL}/staging.json")
+    assert blob is not None and json.loads(blob.data) == second, "the second deploy's lease is left alone"

@@ -53,17 +53,23 @@ def bentoml(model: Model, *args: str) -> cmd.Completed:
 
 
 @contextmanager
-def locked(repo: Repo, name: str, env: str) -> Iterator[None]:
+def locked(repo: Repo, name: str, env: str) -> Iterator[lease.Lease | None]:
     """One deploy of a model to an environment at a time: on this machine (a file lock) and, with a shared state
-    store, across runners (a lease in the store)."""
+    store, across runners (a lease in the store, renewed while held: yielded, None without a shared store)."""
     wait_s = float(os.environ.get("MODELCTL_DEPLOY_LOCK_WAIT", "600"))
     with local.deploy_lock(repo, name, env, wait_s):
         store = State.of(repo).store
         if not store.shared:
-            yield
+            yield None
             return
-        with lease.held(store, f"locks/{name}/{env}.json", f"a deploy of {name} to {env}", wait_s):
-            yield
+        with lease.held(store, f"locks/{name}/{env}.json", f"a deploy of {name} to {env}", wait_s) as held:
+            yield held
+
+
+def _still_held(held: lease.Lease | None, doing: str) -> None:
+    """Before ``doing`` (a ledger write, a rollback): LeaseLostError if another runner took the lease meanwhile."""
+    if held is not None:
+        held.check(doing)
 
 
 def check_environment(model: Model, env: str, approved: bool) -> None:
@@ -186,12 +192,12 @@ def _deploy(
     if missing is not None and not force:
         raise ReleaseError(f"{missing} (or --force)")
     ledger = State.of(model.repo).ledger
-    with locked(model.repo, model.name, env):
+    with locked(model.repo, model.name, env) as held:
         before = ledger.live(model.name, env)
-        record = _deploy_locked(model, env, chosen, bento, outcome, version, sha256, before, adopt)
+        record = _deploy_locked(model, env, chosen, bento, outcome, version, sha256, before, adopt, held)
         observer.live_at = time.monotonic()
         if watch and record.url is not None and model.config.deploy.watch.duration_s > 0:
-            observer.watch_summary = _watch_or_roll_back(model, env, record, before)
+            observer.watch_summary = _watch_or_roll_back(model, env, record, before, held)
         return record
 
 
@@ -205,6 +211,7 @@ def _deploy_locked(
     sha256: str | None,
     before: Record | None,
     adopt: bentos.Running | None = None,
+    held: lease.Lease | None = None,
 ) -> Record:
     ledger = State.of(model.repo).ledger
     record = new_record(model, env, target, bento, outcome, version)
@@ -219,9 +226,11 @@ def _deploy_locked(
             url = deploy_to(model, env, target, bento)
     except ModelctlError as exc:
         record.outcome, record.reason = "failed", redact(str(exc).splitlines()[0])
+        _still_held(held, f"recording the failed deploy of {bento} in the ledger")
         raise DeployFailedError(ledger.append(record), exc) from exc
     record.outcome = outcome if url is not None else "rendered"
     record.url = url
+    _still_held(held, f"recording {bento} in the ledger")
     return ledger.append(record)
 
 
@@ -236,13 +245,26 @@ def _scraper(model: Model, env: str, record: Record) -> str | watching.Scraper:
     return record.url
 
 
-def _watch_or_roll_back(model: Model, env: str, record: Record, before: Record | None) -> str:
-    """Watch the version that just went live; on a breach, put back what was live before and raise."""
+def _watch_or_roll_back(
+    model: Model, env: str, record: Record, before: Record | None, held: lease.Lease | None = None
+) -> str:
+    """Watch the version that just went live; on a breach, put back what was live before and raise. A lost
+    lease (another deploy took over) stops the watch at the next sample and never rolls back."""
     limits = watching.Limits.from_config(model.config)
     err.print(f"  watching {record.bento} in {env} for {limits.duration_s:.0f}s ...", markup=False)
     verdict: watching.WatchVerdict | None = None
+
+    def lease_kept(_verdict: watching.WatchVerdict) -> None:
+        if held is not None:
+            held.raise_if_lost(f"watching {record.bento} to the end")
+
     try:
-        verdict = watching.watch(_scraper(model, env, record), limits, version=(record.bento or ":").split(":")[1])
+        verdict = watching.watch(
+            _scraper(model, env, record),
+            limits,
+            version=(record.bento or ":").split(":")[1],
+            on_sample=lease_kept,
+        )
         if verdict.passed:
             err.print(f"  watch: {verdict.summary()}", markup=False)
             return verdict.summary()
@@ -250,17 +272,22 @@ def _watch_or_roll_back(model: Model, env: str, record: Record, before: Record |
     except watching.WatchError as exc:  # the new version could not even be observed: do not keep it
         reason = f"watch could not observe {record.bento}: {exc}"
     ledger = State.of(model.repo).ledger
+    _still_held(held, f"rolling back {record.bento}")
     if before is not None and before.bento:
         err.print(f"  {reason}; rolling back to {before.bento}", markup=False)
-        back = _deploy_locked(model, env, before.target, before.bento, "rolled_back", before.version, None, None)
+        back = _deploy_locked(
+            model, env, before.target, before.bento, "rolled_back", before.version, None, None, held=held
+        )
         note = f"rolled back to v{back.version} ({before.bento})"
     else:
         err.print(f"  {reason}; nothing was live before: stopping it", markup=False)
         _stop_everywhere(model.repo, model.name, env, [record])
+        _still_held(held, f"recording that {record.bento} was stopped in the ledger")
         back = ledger.append(
             Record(model=model.name, env=env, target=record.target, outcome="undeployed", bento=record.bento)
         )
         note = "stopped (nothing was live before)"
+    _still_held(held, f"recording the breach of {record.bento} in the ledger")
     ledger.append(
         Record(
             model=model.name,
@@ -383,7 +410,7 @@ def undeploy(repo: Repo, name: str, env: str) -> Record:
             f"unknown model {name!r}: not in models/ and never deployed (the ledger knows "
             f"{', '.join(known_to_ledger[:10]) or 'no model'}{', ...' if len(known_to_ledger) > 10 else ''})"
         )
-    with locked(repo, name, env):
+    with locked(repo, name, env) as held:
         records = state.ledger.records(name)
         done = _stop_everywhere(repo, name, env, records)
         live = state.ledger.live(name, env)
@@ -395,6 +422,7 @@ def undeploy(repo: Repo, name: str, env: str) -> Record:
             bento=live.bento if live else None,
             reason="; ".join(done),
         )
+        _still_held(held, "recording the undeploy in the ledger")
         return state.ledger.append(record)
 
 
