@@ -1,7 +1,9 @@
 """The Airflow DAG factory (run by `tox -e airflow`, which installs Airflow 3.3 and sets AIRFLOW_HOME).
 
 Never starts `airflow standalone`: DagBag parsing needs no database; dag.test() runs one DAG run in this
-process against a migrated SQLite database in the tox env's temp folder.
+process against a migrated SQLite database in the tox env's temp folder. The state store is moto's S3 server on
+127.0.0.1 (the DAG dispatches deploy.yml, which can only pull the winner from a shared store); GitHub and Slack are
+HTTP stand-ins on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.s3_stand_in import moto_server, use_s3
 from tests.stand_ins import http_stand_in
 
+from modelctl import archive
 from modelctl.ledger import Record
+from modelctl.main import build_parser
 from modelctl.repo import Repo
 from modelctl.state import State
 from tests.conftest import copy_monorepo, git
@@ -80,6 +85,15 @@ def airflow_db(repo: Repo) -> None:
     db.resetdb()
 
 
+@pytest.fixture(scope="module")
+def shared_store(repo: Repo) -> Iterator[str]:
+    """A bucket on moto's S3 server as the state store (MODELCTL_STORE) for this module's DAG runs."""
+    with moto_server() as endpoint, pytest.MonkeyPatch.context() as patch:
+        url = use_s3(patch, endpoint)
+        patch.setenv("MODELCTL_STORE", url)
+        yield url
+
+
 @contextmanager
 def stand_ins() -> Iterator[tuple[Any, Any]]:
     with http_stand_in([204]) as github, http_stand_in([]) as slack:
@@ -99,21 +113,26 @@ def stand_ins() -> Iterator[tuple[Any, Any]]:
                 os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
-def run_dag(model: str) -> dict[str, str]:
+def run_dag(model: str, conf: dict[str, Any] | None = None) -> dict[str, str]:
     dag = dagbag().dags[f"retrain_{model}"]
-    run = dag.test(run_conf={"env": "production"})
+    run = dag.test(run_conf=conf) if conf is not None else dag.test()
     return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 
 
+FirstRun = tuple[dict[str, str], Any, Any, dict[str, Any]]
+
+
 @pytest.fixture(scope="module")
-def first_run(repo: Repo, airflow_db: None) -> tuple[dict[str, str], Any, Any]:
-    """One DAG run with no champion in production: the candidate wins."""
+def first_run(repo: Repo, airflow_db: None, shared_store: str) -> FirstRun:
+    """One DAG run with the default params and no champion: the candidate wins. (task states, GitHub and Slack
+    stand-ins, the run's retrain log record)"""
     with stand_ins() as (github, slack):
-        return run_dag(MODEL), github, slack
+        states = run_dag(MODEL)
+    return states, github, slack, State.of(repo).retrain_log.records(MODEL)[-1]
 
 
-def test_a_better_candidate_triggers_the_deploy(repo: Repo, first_run: tuple[dict[str, str], Any, Any]) -> None:
-    states, github, slack = first_run
+def test_a_better_candidate_triggers_the_deploy(repo: Repo, first_run: FirstRun) -> None:
+    states, github, slack, _ = first_run
     assert states["deploy_trigger"] == "success" and states["skip"] == "skipped" and states["notify"] == "success"
     (request,) = github.requests
     assert request.path == "/repos/acme/models/actions/workflows/deploy.yml/dispatches"
@@ -124,17 +143,58 @@ def test_a_better_candidate_triggers_the_deploy(repo: Repo, first_run: tuple[dic
     assert not list((State.of(repo).root / "retrain-runs" / MODEL).glob("*")), "the training data is removed"
 
 
-def test_a_candidate_that_is_not_better_is_skipped(repo: Repo, first_run: tuple[dict[str, str], Any, Any]) -> None:
-    champion = next(r["candidate"] for r in reversed(State.of(repo).retrain_log.records(MODEL)) if r.get("candidate"))
+def test_the_dispatch_ships_the_stored_bento_of_the_candidate_it_evaluated(
+    repo: Repo, first_run: FirstRun, tmp_path: Path
+) -> None:
+    """As `modelctl retrain` in CI: the winner's bento is in the shared store and deploy.yml gets exactly it, so the
+    deploy gates and ships what was evaluated instead of building again."""
+    _, github, _, record = first_run
+    (request,) = github.requests
+    state = State.of(repo)
+    assert record["decision"] == "promoted: deploy.yml dispatched"
+    assert request.body["inputs"] == {"models": MODEL, "candidate": record["candidate"], "bento": record["bento"]}
+    stored = state.store.stat_file(State.artifact_key("bento", record["bento"]))
+    assert stored is not None and stored.sha256 == record["bento_sha256"], "the bento is in the shared store"
+    path = tmp_path / "winner.bento"
+    state.get_artifact("bento", record["bento"], path, sha256=record["bento_sha256"])
+    info = archive.inspect(path, MODEL, record["bento_sha256"])
+    assert (info.tag, info.model_tag) == (record["bento"], record["candidate"]), "the bento holds the evaluated model"
+
+
+def test_without_conf_the_champion_is_the_one_in_the_clis_default_environment(first_run: FirstRun) -> None:
+    cli_default = build_parser().parse_args(["retrain", MODEL]).env
+    assert cli_default == "staging"
+    assert first_run[3]["env"] == cli_default
+    assert dagbag().dags[f"retrain_{MODEL}"].params["env"] == cli_default
+
+
+def test_a_candidate_that_is_not_better_is_skipped(repo: Repo, shared_store: str, first_run: FirstRun) -> None:
+    champion = first_run[3]["candidate"]
     State.of(repo).ledger.append(
         Record(
             model=MODEL, env="production", target="local", outcome="deployed", bento=f"{MODEL}:x", model_tag=champion
         )
     )
     with stand_ins() as (github, slack):
-        states = run_dag(MODEL)  # same data and code: the candidate ties the champion, below min_improvement
+        states = run_dag(MODEL, {"env": "production"})  # same data and code: the candidate ties the champion
     assert states["skip"] == "success" and states["deploy_trigger"] == "skipped" and states["notify"] == "success"
     assert github.requests == []
     text = slack.requests[-1].body["text"]
     assert "kept champion" in text and "candidate accuracy" in text and "champion accuracy" in text
     assert states["cleanup"] == "success"
+    record = State.of(repo).retrain_log.records(MODEL)[-1]
+    assert (record["env"], record["champion"], record["decision"]) == ("production", champion, "kept champion")
+
+
+def test_without_a_shared_store_the_run_fails_before_training_and_says_why(
+    repo: Repo, airflow_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MODELCTL_STORE", raising=False)
+    monkeypatch.setenv("MODELCTL_STATE_DIR", str(repo.root / ".state-local"))
+    with stand_ins() as (github, slack):
+        states = run_dag(MODEL)
+    assert states["extract"] == "failed" and states["train"] == "upstream_failed"
+    assert states["cleanup"] == "success" and github.requests == []
+    assert "retrain iris_classifier failed at setup" in slack.requests[-1].body["text"]
+    record = State.of(repo).retrain_log.records(MODEL)[-1]
+    assert record["failed_step"] == "setup" and "needs a shared state store" in record["reason"]

@@ -2,9 +2,11 @@
 
 Optional (`pip install 'modelctl[airflow]'`, Airflow 3.3): nothing else in the platform needs Airflow.
 Tasks: extract -> train -> evaluate -> decide (branch) -> deploy_trigger | skip -> notify -> cleanup. Each calls the
-same retraining steps as `modelctl retrain` (modelctl.delivery.retrain); a better candidate is promoted by
-dispatching deploy.yml, which gates and deploys it. Trigger with conf {"env": "staging"} to compare
-against staging instead of production.
+same retraining steps as `modelctl retrain` in CI (modelctl.delivery.retrain): the champion is fetched from the
+state store when this worker does not have it, and a better candidate is shipped as the CLI ships it: its bento is
+stored in the (shared) state store and deploy.yml is dispatched with that bento, which gates and deploys exactly it.
+The champion is the one live in staging, as for `modelctl retrain`; trigger with conf {"env": "production"} to
+compare against production instead.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from typing import Any
 
 from modelctl.delivery import retrain as steps
 from modelctl.delivery.release import in_ci
-from modelctl.github import dispatch_deploy
 from modelctl.model import Model
 from modelctl.repo import Repo
 from modelctl.state import State
@@ -39,8 +40,14 @@ def retrain_dag(model: Model, schedule: str) -> Any:
     name = model.name
 
     def on_failure(context: dict[str, Any]) -> None:
-        instance = context["task_instance"]
-        steps.alert(model, context["params"]["env"], instance.task_id, str(context.get("exception")))
+        exception = context.get("exception")
+        step, reason = (
+            (exception.step, exception.reason)
+            if isinstance(exception, steps.StepError)
+            else (context["task_instance"].task_id, str(exception))
+        )
+        record = {"model": name, "env": context["params"]["env"], "run_id": context["run_id"]}
+        steps.failed(model, context["params"]["env"], record, step, reason)  # logged and alerted, as the CLI does
 
     @dag(
         dag_id=f"retrain_{name}",
@@ -49,13 +56,14 @@ def retrain_dag(model: Model, schedule: str) -> Any:
         catchup=False,
         max_active_runs=1,
         tags=["modelctl", "retrain", name],
-        params={"env": Param("production", enum=list(ENVIRONMENTS))},
+        params={"env": Param(steps.DEFAULT_ENV, enum=list(ENVIRONMENTS))},
         default_args={"retries": 0, "on_failure_callback": on_failure},
         doc_md=__doc__,
     )
     def retrain() -> None:
         @task
         def extract() -> str:
+            steps.require_shared_store(model)  # deploy.yml can only pull the winner from there
             if in_ci():
                 steps.require_data(model)
             folder = steps.open_run_folder(model, get_current_context()["run_id"])
@@ -69,15 +77,17 @@ def retrain_dag(model: Model, schedule: str) -> Any:
         @task
         def evaluate(folder: str, candidate: str) -> dict[str, Any]:
             env = get_current_context()["params"]["env"]
-            return steps.evaluate(model, Path(folder), candidate, steps.champion_of(model, env))
+            return steps.evaluate(model, Path(folder), candidate, steps.champion_in_store(model, env))
 
         @task.branch
         def decide(evaluation: dict[str, Any]) -> str:
             return "deploy_trigger" if evaluation["promote"] else "skip"
 
         @task
-        def deploy_trigger(evaluation: dict[str, Any]) -> str:
-            return dispatch_deploy(name, evaluation["candidate"])
+        def deploy_trigger(evaluation: dict[str, Any]) -> dict[str, Any]:
+            shipped: dict[str, Any] = {}
+            steps.ship_winner(model, evaluation["candidate"], shipped)
+            return shipped
 
         @task
         def skip() -> None:
@@ -87,8 +97,8 @@ def retrain_dag(model: Model, schedule: str) -> Any:
         def notify(evaluation: dict[str, Any]) -> str:
             context = get_current_context()
             env = context["params"]["env"]
-            dispatched = context["ti"].xcom_pull(task_ids="deploy_trigger")
-            decision = "promoted: deploy.yml dispatched" if dispatched else "kept champion"
+            shipped = context["ti"].xcom_pull(task_ids="deploy_trigger") or {}
+            decision = str(shipped.get("decision") or "kept champion")
             State.of(model.repo).retrain_log.append(
                 name,
                 {
@@ -96,10 +106,12 @@ def retrain_dag(model: Model, schedule: str) -> Any:
                     "env": env,
                     "run_id": context["run_id"],
                     "decision": decision,
+                    "metric": model.config.retrain.metric,
                     **{
                         k: evaluation.get(k)
                         for k in ("candidate", "champion", "candidate_metrics", "champion_metrics", "reason")
                     },
+                    **shipped,
                 },
             )
             steps.announce(model, env, evaluation, decision)

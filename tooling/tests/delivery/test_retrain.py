@@ -180,3 +180,106 @@ def test_in_ci_without_a_shared_store_retraining_refuses(delivery: Repo, monkeyp
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     with pytest.raises(retrain.RetrainError, match="needs a shared state store"):
         retrain.retrain(delivery.model(MODEL), "production")
+
+
+def ci_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_TOKEN": "t0ken-value",
+        "GITHUB_REPOSITORY": "acme/models",
+        "GITHUB_REF_NAME": "main",
+        "GITHUB_RUN_ID": "4343",
+    }.items():
+        monkeypatch.setenv(key, value)
+
+
+def test_in_ci_on_a_fresh_runner_the_champion_comes_from_the_state_store(
+    delivery: Repo, gated: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: str
+) -> None:
+    """deploy.yml's runners export, store and deploy the champion to staging; the retrain job then runs on a fresh
+    runner (its own state folder, an empty BentoML store) against the same bucket and must evaluate that champion."""
+    from modelctl import bentostore
+    from modelctl.delivery import ci
+    from tests.s3_stand_in import use_s3
+
+    champion, bento = gated
+    model = delivery.model(MODEL)
+    local = State.of(delivery)  # the session's runner: the gated bento, its gate and fuzz results
+    gate, fuzz = local.gate_result(bento), local.fuzz_result(bento)
+    assert gate is not None and fuzz is not None
+    dist = tmp_path / "dist"
+    path, digest = release.export(model, bento, dist / f"{MODEL}.bento")
+
+    monkeypatch.setenv("MODELCTL_STORE", use_s3(monkeypatch, s3_endpoint))
+    ci_environment(monkeypatch)
+    shared = State.of(delivery)
+    # What `ci build` keeps in the store for the deploy job: the verdicts, the archive and this run's digest.
+    shared.put_gate_result(bento, gate)
+    shared.put_fuzz_result(bento, fuzz)
+    shared.put_artifact("bento", bento, path)
+    shared.store.write_json(ci.run_key(MODEL), {"model": MODEL, "bento": bento, "sha256": digest})
+
+    monkeypatch.setenv("MODELCTL_STATE_DIR", str(tmp_path / "deploy-runner"))
+    deployed = ci.deploy_file(Repo(delivery.root).model(MODEL), "staging", dist)
+    try:
+        live = State.of(delivery).ledger.live(MODEL, "staging")
+        assert live is not None and (live.bento, live.model_tag, live.sha256) == (bento, champion, digest), deployed
+
+        monkeypatch.setenv(DATA_ENV, make_db(delivery, tmp_path / "clean.db", shuffled=False))
+        monkeypatch.setenv("MODELCTL_STATE_DIR", str(tmp_path / "retrain-runner"))
+        fresh = Repo(delivery.root)
+        assert not (State.of(fresh).bentoml_home / "models").exists(), "a fresh runner has no BentoML store"
+        with http_stand_in([204]) as github, http_stand_in([]) as slack:
+            monkeypatch.setenv("GITHUB_API_URL", github.url)
+            monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
+            record = retrain.retrain(fresh.model(MODEL), "staging")
+        assert record["decision"] in ("kept champion", retrain.DISPATCHED), record
+        assert record["champion"] == champion
+        assert (
+            set(record["champion_metrics"]) == set(record["candidate_metrics"])
+            and "accuracy" in record["champion_metrics"]
+        ), "the champion was scored on the fresh holdout"
+        assert bentostore.bento_exists(fresh, bento), "the champion's stored bento was imported on this runner"
+        assert State.of(fresh).retrain_log.records(MODEL)[-1]["champion_metrics"] == record["champion_metrics"]
+    finally:
+        monkeypatch.setenv("MODELCTL_STATE_DIR", str(tmp_path / "deploy-runner"))
+        release.undeploy(Repo(delivery.root), MODEL, "staging")
+
+
+def test_a_champion_whose_archive_is_missing_or_altered_is_a_one_line_error(
+    delivery: Repo, gated: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: str
+) -> None:
+    """Nothing is imported from the store unless its bytes are the ones stored with their digest."""
+    import boto3
+
+    from modelctl.ledger import Record
+    from tests.s3_stand_in import use_s3
+
+    champion, bento = gated
+    path, digest = release.export(delivery.model(MODEL), bento, tmp_path / f"{MODEL}.bento")
+    store_url = use_s3(monkeypatch, s3_endpoint)
+    monkeypatch.setenv("MODELCTL_STORE", store_url)
+    monkeypatch.setenv("MODELCTL_STATE_DIR", str(tmp_path / "fresh-runner"))
+    state = State.of(delivery)
+    state.ledger.append(
+        Record(model=MODEL, env="staging", target="local", outcome="deployed", bento=bento, model_tag=champion,
+               sha256=digest)
+    )  # fmt: skip
+    model = Repo(delivery.root).model(MODEL)
+    key = State.artifact_key("bento", bento)
+
+    with pytest.raises(retrain.StepError) as missing:
+        retrain.champion_in_store(model, "staging")
+    message = str(missing.value)
+    assert message.startswith("evaluate: the champion") and "\n" not in message
+    assert "is missing from the state store" in message and state.store.where(key) in message
+
+    state.put_artifact("bento", bento, path)
+    bucket, _, prefix = store_url.removeprefix("s3://").partition("/")
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    altered = path.read_bytes() + b"\0"  # the stored digest stays, the bytes change
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/{key}", Body=altered, Metadata={"sha256": digest})
+    with pytest.raises(retrain.StepError, match=f"sha256 .*not its stored sha256 {digest}") as changed:
+        retrain.champion_in_store(model, "staging")
+    assert "\n" not in str(changed.value)
+    assert not (State.of(delivery).bentoml_home / "bentos" / MODEL).exists(), "nothing was imported"

@@ -2,6 +2,11 @@
 as tasks: extract fresh data -> train a candidate -> score candidate and champion on the same holdout ->
 decide -> promote (locally: promote.py; in CI: dispatch deploy.yml) -> record and notify.
 
+The champion is the model live in the environment (the ledger). A fresh runner has an empty BentoML store, so
+the champion comes from the bento archive the state store keeps for that deploy, checked against its digest
+before it is imported (:func:`champion_in_store`). In CI, and always in the Airflow DAG, a winner is shipped by
+:func:`ship_winner`: its bento is stored and deploy.yml is dispatched to gate and deploy exactly that bento.
+
 A candidate is promoted only when its metric is finite, reaches `retrain.min_metric` (when set) and beats
 the live champion by `retrain.min_improvement`. A failing step never changes what is live.
 """
@@ -25,6 +30,7 @@ from modelctl import github
 from modelctl.console import err
 from modelctl.delivery import build as building
 from modelctl.delivery import promote as promoting
+from modelctl.delivery import release
 from modelctl.delivery.release import in_ci
 from modelctl.delivery.train import store_env
 from modelctl.envs import runtime_script
@@ -32,8 +38,13 @@ from modelctl.errors import ModelctlError, UsageError
 from modelctl.model import Model
 from modelctl.notify import Message, notify
 from modelctl.redact import redact
-from modelctl.state import State
+from modelctl.state import State, split_tag
 from modelkit import ModelConfig
+
+#: Where the champion is looked for when no environment is named: `modelctl retrain` and the Airflow DAG agree.
+DEFAULT_ENV = "staging"
+#: The decision of a run whose winner was stored and handed to deploy.yml.
+DISPATCHED = "promoted: deploy.yml dispatched"
 
 
 class RetrainError(ModelctlError):
@@ -118,6 +129,76 @@ def champion_of(model: Model, env: str) -> str | None:
     return live.model_tag if live else None
 
 
+def require_shared_store(model: Model) -> None:
+    """A winner handed to deploy.yml travels through the state store: a runner-local one cannot hand it over."""
+    if not State.of(model.repo).store.shared:
+        raise StepError(
+            "setup",
+            "retraining in CI (and the Airflow DAG, which dispatches deploy.yml) needs a shared state store "
+            "(MODELCTL_STORE): without it there is never a champion to beat and nothing the deploy can pull",
+        )
+
+
+def _in_model_store(state: State, model_tag: str) -> bool:
+    try:
+        name, version = split_tag(model_tag)
+    except UsageError as exc:
+        raise StepError("evaluate", f"the ledger's champion: {exc}") from exc
+    return (state.bentoml_home / "models" / name / version / "model.yaml").is_file()
+
+
+def champion_in_store(model: Model, env: str) -> str | None:
+    """The tag of the champion live in ``env``, present in this runner's BentoML store (None: nothing is live).
+
+    A runner that did not deploy it (every CI runner starts empty) imports the bento archive the state store keeps
+    for that deploy (`modelctl ci build` stores it, a retraining winner is stored by :func:`store_winner`): the
+    download is checked against the sha256 stored with it, the copy again before `bentoml import`, which also
+    puts the bento's model into the model store. StepError("evaluate", ...) when that cannot be done.
+    """
+    state = State.of(model.repo)
+    live = state.ledger.live(model.name, env)
+    if live is None or not live.model_tag:
+        return None
+    champion = live.model_tag
+    if _in_model_store(state, champion):
+        return champion
+    if not live.bento:
+        raise StepError(
+            "evaluate",
+            f"the champion {champion} (live in {env}) is not in this runner's BentoML store and its ledger record "
+            "names no bento to fetch it from; deploy the champion again through deploy.yml",
+        )
+    key = State.artifact_key("bento", live.bento)
+    try:
+        stored = state.store.stat_file(key)
+        if stored is None:
+            raise StepError(
+                "evaluate",
+                f"the champion {champion} (bento {live.bento}, live in {env}) is not in this runner's BentoML store "
+                f"and its archive {state.store.where(key)} is missing from the state store: nothing to evaluate it "
+                "with; deploy the champion again through deploy.yml (`modelctl ci build` stores its archive)",
+            )
+        state.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="modelctl-champion-", dir=state.root) as tmp:
+            path = Path(tmp) / f"{model.name}.bento"
+            artifact = state.get_artifact("bento", live.bento, path, sha256=stored.sha256)
+            bento, digest = release.import_file(model, path, artifact.sha256)
+    except StepError:
+        raise
+    except ModelctlError as exc:
+        raise StepError(
+            "evaluate", f"fetching the champion {champion} from {state.store.where(key)}: {str(exc).splitlines()[0]}"
+        ) from exc
+    if bento != live.bento:
+        raise StepError("evaluate", f"the stored archive {state.store.where(key)} holds {bento}, not {live.bento}")
+    if not _in_model_store(state, champion):
+        raise StepError(
+            "evaluate", f"the stored archive {state.store.where(key)} of {bento} does not hold the champion {champion}"
+        )
+    err.print(f"champion {champion}: imported {bento} from {state.store.where(key)} (sha256 {digest})", markup=False)
+    return champion
+
+
 def run_folder_path(model: Model, run_id: str) -> Path:
     """Where one run's extracted data lives (runner-local: it holds training data)."""
     return State.of(model.repo).root / "retrain-runs" / model.name / re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
@@ -184,28 +265,21 @@ def evaluate(model: Model, folder: Path, candidate: str, champion: str | None) -
 
 
 def retrain(
-    model: Model, env: str = "staging", dry_run: bool = False, data_required: bool | None = None
+    model: Model, env: str = DEFAULT_ENV, dry_run: bool = False, data_required: bool | None = None
 ) -> dict[str, Any]:
     """One retraining run; the record written to the retrain log."""
     champion = champion_of(model, env)
     record: dict[str, Any] = {"model": model.name, "env": env, "champion": champion, "dry_run": dry_run}
     err.print(f"retrain {model.name}: extract, train, evaluate (champion: {champion or 'none'})", markup=False)
-    if in_ci() and not State.of(model.repo).store.shared:
-        raise failed(
-            model,
-            env,
-            record,
-            "setup",
-            "retraining in CI needs a shared state store (MODELCTL_STORE): without it there is never a champion "
-            "to beat and nothing the deploy can pull",
-        )
     try:
+        if in_ci():
+            require_shared_store(model)
         if in_ci() if data_required is None else data_required:
             require_data(model)
         with run_folder(model, datetime.now(UTC).strftime("manual-%Y%m%dT%H%M%S%f")) as folder:
             record["rows"] = extract(model, folder)
             candidate = train_candidate(model, folder)
-            evaluation = evaluate(model, folder, candidate, champion)
+            evaluation = evaluate(model, folder, candidate, champion_in_store(model, env))
     except StepError as exc:
         raise failed(model, env, record, exc.step, exc.reason) from exc
     record.update(
@@ -219,17 +293,24 @@ def retrain(
         record["decision"] = "kept champion"
     elif in_ci():
         try:
-            record.update(store_winner(model, candidate))
-            record["dispatched"] = github.dispatch_deploy(model.name, candidate, record["bento"])
+            ship_winner(model, candidate, record)
         except ModelctlError as exc:
             raise failed(model, env, record, "promote", str(exc)) from exc
-        record["decision"] = "promoted: deploy.yml dispatched"
     else:
         record.update(_promote_locally(model, env, evaluation))
     State.of(model.repo).retrain_log.append(model.name, record)
     if record["decision"] != "promoted" and not str(record["decision"]).startswith("promoted: v"):
         announce(model, env, evaluation, record["decision"])
     return record
+
+
+def ship_winner(model: Model, candidate: str, record: dict[str, Any]) -> None:
+    """Promotion in CI (`modelctl retrain` there, and the Airflow DAG): store the evaluated model and a bento of
+    exactly it, then dispatch deploy.yml with that bento, which gates and deploys those bytes. Fills ``record``
+    (bento, digests, the dispatch URL, the decision) as it goes, so a failed dispatch still names what was stored."""
+    record.update(store_winner(model, candidate))
+    record["dispatched"] = github.dispatch_deploy(model.name, candidate, record["bento"])
+    record["decision"] = DISPATCHED
 
 
 def store_winner(model: Model, candidate: str) -> dict[str, str]:

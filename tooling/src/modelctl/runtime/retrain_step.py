@@ -11,6 +11,7 @@ or {"failed_step", "reason"} (and exits 1) when the phase failed.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -18,7 +19,6 @@ from typing import Any
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
-    import bentoml
     import numpy as np
 
     import model_io
@@ -37,10 +37,23 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         metrics = train.evaluate(candidate, holdout)
         labels = {"framework": spec.get("framework", "retrain"), "git_commit": train.git_commit(), "stage": "candidate"}
         return {"candidate": model_io.save(candidate, metrics, labels)}
-    result = {"candidate_metrics": train.evaluate(model_io.load(bentoml.models.get(spec["candidate"])), holdout)}
+    result = {"candidate_metrics": train.evaluate(model_io.load(stored(spec["candidate"], "candidate")), holdout)}
     if spec.get("champion"):
-        result["champion_metrics"] = train.evaluate(model_io.load(bentoml.models.get(spec["champion"])), holdout)
+        result["champion_metrics"] = train.evaluate(model_io.load(stored(spec["champion"], "champion")), holdout)
     return result
+
+
+def stored(tag: str, role: str) -> Any:
+    """The model ``tag`` from the BentoML store; a one-line error naming the store when it is not there (modelctl
+    imports a champion from the state store before this runs: issue 20 item 1)."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        return bentoml.models.get(tag)
+    except NotFound:
+        home = os.environ.get("BENTOML_HOME", "~/bentoml")
+        raise LookupError(f"the {role} {tag} is not in the BentoML store {home}") from None
 
 
 def main(spec_path: str) -> int:
