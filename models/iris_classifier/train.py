@@ -28,8 +28,9 @@ from modelkit.training import git_commit, load_sql
 
 SEED = 42
 HOLDOUT = 0.25
-# Fresh data for (re)training: the query in queries/training.sql, run against this SQLAlchemy URL
-# (e.g. sqlite:////data/iris_classifier.db). Unset: the dataset that ships with scikit-learn.
+# Fresh data for (re)training: the query in queries/training.sql, run against this SQLAlchemy URL, e.g.
+# postgresql://reader@warehouse:5432/db (read as columns) or sqlite:////data/iris_classifier.db
+# (requirements.txt has both drivers). Unset: the dataset that ships with scikit-learn.
 DATA_URL_ENV = "IRIS_CLASSIFIER_DATA_URL"
 QUERY = Path(__file__).resolve().parent / "queries" / "training.sql"
 
