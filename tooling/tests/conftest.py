@@ -211,7 +211,7 @@ def fast_config(root: Path, model: str = MODEL) -> None:
 
     path = root / "models" / model / "config.yaml"
     config = yaml.safe_load(path.read_text())
-    config.setdefault("loadtest", {}).update(users=8, spawn_rate=8, duration_s=5, max_p90_ms=10_000)
+    config.setdefault("loadtest", {}).update(users=8, spawn_rate=8, duration_s=3, max_p90_ms=10_000)
     config.setdefault("deploy", {})["watch"] = {"duration_s": 2, "interval_s": 1}
     ports = free_ports(3)
     config.setdefault("serving", {})["ports"] = dict(zip(("dev", "staging", "production"), ports, strict=True))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -259,3 +260,15 @@ def test_wait_ready_reports_a_server_that_exits(spawn: Spawn, tmp_path: Path) ->
     server = spawn([sys.executable, "-c", "print('boom'); raise SystemExit(3)"])
     with pytest.raises(procs.ServerError, match="exited before it became ready; last lines of .*\n.*boom"):
         procs.wait_ready(f"http://127.0.0.1:{procs.free_port()}", server.pid, tmp_path / "stand-in.log", timeout=60)
+
+
+def test_a_free_port_is_below_the_ephemeral_range_and_free() -> None:
+    """Ports the kernel hands out (BentoML's circus control sockets, client connections) never take a port chosen
+    for a server that binds it seconds later: seen as "ZMQError: Address already in use" with servers side by side."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {procs.free_port() for _ in range(20)}
+    assert len(ports) > 1, "chosen at random, so callers side by side rarely pick the same one"
+    for port in ports:
+        assert port < low
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))

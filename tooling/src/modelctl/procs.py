@@ -13,6 +13,7 @@ inherit, so `stop_tree` finds them even when the server is gone or its record is
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -492,7 +493,33 @@ def supervised(signals: Sequence[int] = FORWARDED) -> Iterator[None]:
 # --- ports and health ----------------------------------------------------------------------------------------------
 
 
+_LOW_PORT = 20_000  # below the usual ephemeral range (Linux: 32768-60999)
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port() -> int:
+    """A port free on 127.0.0.1 now, for a server to bind seconds later.
+
+    Taken at random below the kernel's ephemeral range when there is room: a port the kernel hands out (a
+    client's connection, BentoML's circus control socket) is never in that range, so it cannot take the port
+    while the server starts (seen with servers starting side by side: "ZMQError: Address already in use").
+    """
+    high = _ephemeral_low() - 1
+    if high - _LOW_PORT >= 1_000:
+        for _ in range(100):
+            port = random.randint(_LOW_PORT, high)
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
