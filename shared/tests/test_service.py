@@ -135,3 +135,21 @@ def test_feature_matrix_orders_columns_by_name() -> None:
     rows = [Row(a=1, b=2), Row(a=3, b=4)]
     assert feature_matrix(rows, ["b", "a"]).tolist() == [[2.0, 1.0], [4.0, 3.0]]
     assert feature_matrix(rows, ["a"]).shape == (2, 1)
+
+
+def test_a_metric_that_is_not_finite_is_null_as_the_document_says() -> None:
+    """JSON has no NaN: /metadata sent null where /docs.json promised a number (found by fuzzing a model whose
+    holdout score was NaN)."""
+    import json
+
+    import jsonschema
+
+    from modelkit.service import ModelInfo
+
+    info = ModelInfo(
+        model="m:1", framework="sklearn", task="regression", features=["a"], classes=[],
+        metrics={"r2": float("nan"), "rmse": 1.5, "mae": float("inf")},
+    )  # fmt: skip
+    data = json.loads(info.model_dump_json())
+    assert data["metrics"] == {"r2": None, "rmse": 1.5, "mae": None}
+    jsonschema.validate(data, ModelInfo.model_json_schema())

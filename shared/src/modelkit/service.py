@@ -22,6 +22,7 @@ The class is built here and decorated with ``bentoml.service`` (a plain decorato
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 from pathlib import Path
@@ -31,7 +32,7 @@ from typing import Annotated, Any, Protocol
 import bentoml
 import numpy as np
 from bentoml.validators import ContentType
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from modelkit.errors import ErrorBodies, quiet_client_errors
 from modelkit.loader import load_config
@@ -63,7 +64,16 @@ class ModelInfo(BaseModel):
     task: str
     features: list[str] = Field(description="request row fields, in the order the model reads them")
     classes: list[str] = Field(description="class labels (classification); empty for regression")
-    metrics: dict[str, float] = Field(description="holdout metrics recorded when the model was trained")
+    metrics: dict[str, float | None] = Field(
+        description="holdout metrics recorded when the model was trained (null where one was not a finite number)"
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _finite_or_null(cls, metrics: dict[str, float | None]) -> dict[str, float | None]:
+        # JSON has no NaN: a NaN metric would be sent as null where the document promised a number (fuzzing found
+        # it on a model trained on data that gave a NaN score).
+        return {name: value if value is not None and math.isfinite(value) else None for name, value in metrics.items()}
 
 
 class GuardedService(bentoml.Service):  # type: ignore[misc]  # bentoml is untyped
