@@ -64,7 +64,9 @@ def commit_change(clone: Path, path: str, env: dict[str, str]) -> str:
     base = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True, check=True)
     target = clone / path
     target.write_text(target.read_text(encoding="utf-8") + "# bench: a one-line change\n", encoding="utf-8")
-    subprocess.run(["git", *IDENTITY, "commit", "-qam", f"bench: change {path}"], cwd=clone, env=env, check=True)
+    subprocess.run(
+        ["git", *IDENTITY, "commit", "--no-verify", "-qam", f"bench: change {path}"], cwd=clone, env=env, check=True
+    )
     return base.stdout.strip()
 
 
