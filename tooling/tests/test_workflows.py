@@ -213,7 +213,11 @@ def test_deploy_matrices_are_sharded_and_every_deploy_is_serialised_per_shard() 
             assert "${{ matrix.shard }}" in job["concurrency"]["group"], job_id
             assert job["concurrency"]["cancel-in-progress"] is False, job_id
     build_runs = " ".join(s.get("run", "") for s in jobs["build"]["steps"])
-    assert 'modelctl ci build --models="$MODELS"' in build_runs
+    assert 'modelctl ci build --no-store --models="$MODELS"' in build_runs
+    assert jobs["staging"]["needs"] == ["changes", "record"], "staging deploys only what `record` vouched for"
+    assert 'modelctl ci record --models="$MODELS" --from dist' in " ".join(
+        s.get("run", "") for s in jobs["record"]["steps"]
+    )
     staging_steps = jobs["staging"]["steps"]
     assert any("download-artifact" in str(s.get("uses")) for s in staging_steps)
     assert any("modelctl ci deploy --env staging" in s.get("run", "") for s in staging_steps)
@@ -223,6 +227,23 @@ def test_deploy_matrices_are_sharded_and_every_deploy_is_serialised_per_shard() 
     assert "--since-deployed staging" in selections["changed"], "select against what is deployed, not this push"
     assert "--since-deployed production" in selections["production"], "production has its own selection"
     assert jobs["notify"]["if"].startswith("always()")
+
+
+MODEL_CODE = ("ci build", "ci check", "train", "loadtest", "fuzz", "pipeline", "serve")
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_a_job_that_runs_model_code_holds_no_secret_and_no_shared_store(path: Path) -> None:
+    """Model code (tests, training, a served candidate) runs as the runner's user: anything that job can read,
+    that code can read (issue 20 item 4). So such a job gets no secret, no environment, no store URL."""
+    for job_id, job in load(path.name)["jobs"].items():
+        runs = " ".join(str(s.get("run", "")) for s in job.get("steps", []))
+        if not any(f"modelctl {command} " in runs for command in MODEL_CODE):
+            continue
+        assert "secrets." not in yaml.safe_dump(job), f"{path.name}:{job_id} runs model code and reads a secret"
+        assert "environment" not in job, f"{path.name}:{job_id} runs model code in an environment with secrets"
+        if path.name != "ci.yml":
+            assert job.get("env", {}).get("MODELCTL_STORE") == "", f"{path.name}:{job_id} must not name the store"
 
 
 @pytest.mark.parametrize("name", ["deploy.yml", "retrain.yml"])

@@ -187,7 +187,7 @@ def import_bento(
     limits: Limits = Limits(),
     timeout: float = 900,
 ) -> ArchiveInfo:
-    """Check ``path`` and `bentoml import` the checked copy with ``python`` (the model's environment).
+    """Check ``path`` and `bentoml import` the checked copy with ``python`` (the platform's BentoML, run isolated).
 
     ``env`` must hold the BENTOML_HOME to import into. A bento with the same tag already in the store
     is accepted only when its ``bento.yaml`` is byte-for-byte the archive's.
@@ -198,7 +198,7 @@ def import_bento(
     with verified_copy(path, model, sha256, limits=limits) as (copy, info):
         stored = Path(home) / "bentos" / info.name / info.version / "bento.yaml"
         result = cmd.run(
-            [python, "-m", "bentoml", "import", copy],
+            [python, "-I", "-m", "bentoml", "import", copy],
             what=f"bentoml import {info.tag}",
             env=env,
             timeout=timeout,

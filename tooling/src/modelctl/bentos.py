@@ -144,7 +144,10 @@ def serve_foreground(repo: Repo, model: str, bento: str | None, port: int) -> in
         target = folder_target(repo, model)
         err.print(f"no bento built; serving the model folder ({target})", markup=False)
     err.print(f"serving {target} on http://127.0.0.1:{port} (Ctrl-C to stop)", markup=False)
-    server = procs.start(serve_command(python, target, port), repo.model_dir(model), None, State.of(repo).env())
+    # The model's code gets the allow-listed environment, as in every other command: no credential modelctl
+    # holds reaches the server or its workers.
+    env = model_process_env({"BENTOML_HOME": str(State.of(repo).bentoml_home)}, python=python)
+    server = procs.start(serve_command(python, target, port), repo.model_dir(model), None, env)
     try:
         return server.wait()
     finally:

@@ -26,7 +26,8 @@ PULL_REQUEST_JOBS = (
     Job("ci.yml", "template", False, "tox -e template; modelctl upgrade --all --check"),
 )
 DEPLOY_JOBS = (
-    Job("deploy.yml", "build", True, "modelctl ci build --models {models} --out dist"),
+    Job("deploy.yml", "build", True, "modelctl ci build --no-store --models {models} --out dist"),
+    Job("deploy.yml", "record", True, "modelctl ci record --models {models} --from dist"),
     Job("deploy.yml", "staging", True, "modelctl ci deploy --env staging --models {models} --from dist"),
     Job("deploy.yml", "production", True, "modelctl ci deploy --env production --models {models} --from dist"),
 )

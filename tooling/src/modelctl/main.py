@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from modelctl import __version__, procs
+from modelctl import __version__, processenv, procs
 from modelctl.commands import (
     build,
     changed,
@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before anything else: the credentials in this process's environment stay out of reach of the model code
+    # it starts (same user, /proc/<pid>/environ).
+    processenv.seal_own_environment()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -45,3 +47,23 @@ def pycache_of(python: Path) -> Path:
     with it. ``python`` is the environment's interpreter (``<env>/bin/python``), not resolved: a venv's
     interpreter is a link to the base Python."""
     return python.parent.parent / "pycache"
+
+
+_PR_SET_DUMPABLE = 4  # <linux/prctl.h>
+
+
+def seal_own_environment() -> bool:
+    """Make this process non-dumpable (Linux ``prctl(PR_SET_DUMPABLE, 0)``): its ``/proc/<pid>/environ``, ``mem``
+    and ``maps`` become readable by root only, and no process of the same user can ptrace it.
+
+    modelctl holds credentials in its environment (the state store's, a deploy target's) while it starts model
+    code with an allow-listed environment; without this, that code, running as the same user, could read them
+    back from ``/proc/<modelctl's pid>/environ``. The flag is not inherited across ``exec``: the processes
+    modelctl starts are ordinary. True when the flag is set; False where the platform has no prctl."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False

@@ -74,10 +74,6 @@ class State:
     def deploy_dir(self, model: str, env: str) -> Path:
         return self.root / "deploy" / model / env
 
-    def env(self) -> dict[str, str]:
-        """Environment for processes that touch the model store."""
-        return {**os.environ, "BENTOML_HOME": str(self.bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
-
     # --- shared ----------------------------------------------------------------------------------
 
     @property

@@ -26,6 +26,7 @@ from tests.conftest import Cli
 from tests.test_local_target import MODEL, prepare_example, use_example
 from tests.test_procs import gone, until
 
+SECRET = "modelctl-holds-this-the-model-must-not"  # pragma: allowlist secret
 READY_S = 240.0  # a hang guard for a loaded machine, not a timing assertion
 
 
@@ -81,12 +82,19 @@ def assert_stopped(serving: Serving) -> None:
 
 
 @pytest.mark.slow
-def test_sigterm_stops_the_server_and_its_workers(example: dict[str, Any], tmp_path: Path) -> None:
+def test_sigterm_stops_the_server_and_its_workers(
+    example: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     port = procs.free_port()
+    # modelctl holds a credential; the model's server and workers never get it (issue 20 item 4).
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     with modelctl_serve(tmp_path, "--port", str(port), port=port) as serving:
         newest = example["bentos"][-1]
         assert f"serving {newest} on http://127.0.0.1:{port}" in serving.output, "the newest bento, on --port"
         assert len(serving.tree) >= 2, "a server and at least one worker"
+        for process in serving.tree:
+            environ = Path(f"/proc/{process.pid}/environ").read_bytes()
+            assert SECRET.encode() not in environ and b"BENTOML_HOME=" in environ, process
         os.kill(serving.process.pid, signal.SIGTERM)
         code = serving.process.process.wait(timeout=120)
         assert code in (130, 128 + signal.SIGTERM), serving.output

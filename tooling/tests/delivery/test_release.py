@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from modelctl import procs
+from modelctl import platformenv, procs
 from modelctl.delivery import build, promote, release, train
 from modelctl.delivery.stages import StageLog
 from modelctl.errors import UsageError
@@ -186,9 +186,11 @@ def test_the_kubernetes_target_renders_valid_manifests(delivery: Repo, gated: tu
 
 
 def test_containerize_without_docker_fails_clearly(delivery: Repo, gated: tuple[str, str]) -> None:
-    model = delivery.model(MODEL)
+    state = State.of(delivery)
     with pytest.raises(kubernetes.KubernetesError, match="needs a running Docker daemon"):
-        kubernetes.containerize(model.python(), gated[1], "ghcr.io/acme/x:1", State.of(delivery).env())
+        kubernetes.containerize(
+            platformenv.python(state.root), gated[1], "ghcr.io/acme/x:1", platformenv.environment(state.bentoml_home)
+        )
 
 
 def test_an_older_bento_never_replaces_a_newer_live_one_unless_rolled_back(

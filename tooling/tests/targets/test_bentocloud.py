@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelctl import watch
+from modelctl import platformenv, watch
 from modelctl.targets import bentocloud
 from modelctl.targets.bentocloud import BentoCloudError
 from modelkit import parse_config
@@ -81,6 +81,54 @@ def test_a_failing_bentoml_deploy_is_reported_with_its_output(tmp_path: Path) ->
     path = bentocloud.write({"name": "x"}, tmp_path / "bentocloud.yaml")
     with pytest.raises(BentoCloudError, match="bentoml deploy exited 3: Error: .deployment. create failed: quota"):
         bentocloud.deploy(python, path, {"BENTO_CLOUD_API_KEY": KEY})
+
+
+def test_bentoml_deploy_gets_bentoclouds_credentials_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call runs the given (platform) interpreter isolated, with the token and endpoint only: not the state
+    store's keys, not GitHub's token, not Slack's webhook (issue 20 item 4)."""
+    for name, value in {
+        "AWS_SECRET_ACCESS_KEY": "store-secret",  # pragma: allowlist secret
+        "GITHUB_TOKEN": "ghs_forthetestsonly",  # pragma: allowlist secret
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.invalid/T0/B0/x",
+        "BENTO_CLOUD_API_KEY": KEY,
+        "BENTO_CLOUD_API_ENDPOINT": "https://cloud.example",
+    }.items():
+        monkeypatch.setenv(name, value)
+    seen = tmp_path / "seen"
+    python = fake_python(tmp_path, f'echo "$@" > {seen}.argv\nenv > {seen}.env\n')
+    path = bentocloud.write({"name": "x"}, tmp_path / "bentocloud.yaml")
+    env = platformenv.environment(tmp_path / "bentoml", bentocloud.credentials())
+    bentocloud.deploy(python, path, env)
+    assert Path(f"{seen}.argv").read_text().split() == ["-I", "-m", "bentoml", "deploy", "-f", str(path)]
+    variables = dict(line.split("=", 1) for line in Path(f"{seen}.env").read_text().splitlines() if "=" in line)
+    assert variables["BENTO_CLOUD_API_KEY"] == KEY and variables["BENTO_CLOUD_API_ENDPOINT"] == "https://cloud.example"
+    assert variables["BENTOML_HOME"] == str(tmp_path / "bentoml")
+    assert not {"AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "SLACK_WEBHOOK_URL"} & variables.keys()
+
+
+@pytest.mark.slow
+def test_the_platforms_bentoml_deploys_against_the_endpoint_with_the_token(tmp_path: Path) -> None:
+    """The real `bentoml deploy` of the platform's environment (built from its hashed lock), pointed at a
+    stand-in that refuses the token: the request carried it, and the refusal is reported."""
+    calls: list[Call] = []
+
+    def refuse(call: Call) -> Reply:
+        calls.append(call)
+        return Reply(401, {"error": "invalid api token"})
+
+    path = bentocloud.write(
+        bentocloud.render(config(), "churn_model:abc123", "staging", "ChurnModel"), tmp_path / "bentocloud.yaml"
+    )
+    python = platformenv.python(tmp_path / "state")
+    with serve(refuse) as server:
+        env = platformenv.environment(
+            tmp_path / "bentoml", {"BENTO_CLOUD_API_KEY": KEY, "BENTO_CLOUD_API_ENDPOINT": server.url}
+        )
+        with pytest.raises(BentoCloudError, match="bentoml deploy exited"):
+            bentocloud.deploy(python, path, env)
+    assert calls and all(call.headers.get("x-yatai-api-token") == KEY for call in calls)
 
 
 # --- undeploy over the REST API ---------------------------------------------------------------------

@@ -48,7 +48,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     build_parser.add_argument(
         "--bento", default="", help="a bento kept in the state store (a retraining winner): verify it, do not train"
     )
-    build_parser.set_defaults(run=lambda a: build(find_repo(), parse_list(a.models) or [], a.out, a.bento or None))
+    build_parser.add_argument(
+        "--no-store",
+        action="store_true",
+        help="never reach the shared store (a CI step without credentials): write <model>.json beside each export "
+        "for `ci record`",
+    )
+    build_parser.add_argument(
+        "--fetched", type=Path, help="with --no-store: the folder `ci fetch` filled (verify that stored bento)"
+    )
+    build_parser.set_defaults(
+        run=lambda a: build(find_repo(), parse_list(a.models) or [], a.out, a.bento or None, a.no_store, a.fetched)
+    )
+    fetch_parser = shard_parser("fetch", "download a stored bento (a retraining winner) for `ci build --fetched`")
+    fetch_parser.add_argument("--bento", required=True, help="the stored bento's tag")
+    fetch_parser.add_argument("--out", type=Path, default=Path("fetched"), help="folder for <model>.bento")
+    fetch_parser.set_defaults(run=lambda a: fetch(find_repo(), parse_list(a.models) or [], a.bento, a.out))
+    record_parser = shard_parser("record", "check what `ci build --no-store` handed over and record it in the store")
+    record_parser.add_argument("--from", dest="source", type=Path, default=Path("dist"), help="folder of <model>.bento")
+    record_parser.set_defaults(run=lambda a: record(find_repo(), parse_list(a.models) or [], a.source))
     deploy_parser = shard_parser("deploy", "deploy each model's exported bento from --from to an environment")
     deploy_parser.add_argument("--env", required=True, choices=ENVIRONMENTS)
     deploy_parser.add_argument("--from", dest="source", type=Path, default=Path("dist"), help="folder of <model>.bento")
@@ -97,10 +115,33 @@ def check(repo: Repo, names: list[str]) -> int:
     return _shard(repo, names, ci_steps.check, "check")
 
 
-def build(repo: Repo, names: list[str], out_dir: Path, stored: str | None = None) -> int:
+def build(
+    repo: Repo,
+    names: list[str],
+    out_dir: Path,
+    stored: str | None = None,
+    no_store: bool = False,
+    fetched: Path | None = None,
+) -> int:
     if stored and len(names) != 1:
         raise UsageError("--bento names one stored bento: give exactly one model with it")
+    if fetched is not None and not no_store:
+        raise UsageError("--fetched goes with --no-store (without it, build fetches the stored bento itself)")
+    if stored and no_store and fetched is None:
+        raise UsageError("--bento with --no-store needs --fetched: the folder `modelctl ci fetch` downloaded it to")
+    if no_store:
+        return _shard(repo, names, lambda model: ci_steps.build_handoff(model, out_dir, fetched), "build")
     return _shard(repo, names, lambda model: ci_steps.build_verified(model, out_dir, stored), "build")
+
+
+def fetch(repo: Repo, names: list[str], bento: str, out_dir: Path) -> int:
+    if len(names) != 1:
+        raise UsageError("--bento names one stored bento: give exactly one model with it")
+    return _shard(repo, names, lambda model: ci_steps.fetch_to(model, bento, out_dir), "fetch")
+
+
+def record(repo: Repo, names: list[str], source: Path) -> int:
+    return _shard(repo, names, lambda model: ci_steps.record_handoff(model, source), "record")
 
 
 def deploy(repo: Repo, names: list[str], env: str, source: Path) -> int:

@@ -9,13 +9,16 @@ record: the store needs credentials only these steps get).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
+from modelctl import archive
 from modelctl.delivery import build as building
 from modelctl.delivery import release
 from modelctl.delivery import train as training
+from modelctl.delivery.gate import lacking as gate_lacking
 from modelctl.delivery.promote import verify
 from modelctl.delivery.stages import StageLog
 from modelctl.delivery.testing import run_tests
@@ -47,7 +50,7 @@ def run_key(model: str) -> str:
     return f"runs/{run}/{model}.json"
 
 
-def _verified_bento(model: Model, log: StageLog, stored: str | None = None) -> str:
+def _verified_bento(model: Model, log: StageLog, stored: str | None = None, fetched_file: Path | None = None) -> str:
     with log.stage("doctor") as stage:
         problems = errors_of(run_checks(ModelFolder(model.name, model.folder, model.repo.root)))
         if problems:
@@ -57,7 +60,14 @@ def _verified_bento(model: Model, log: StageLog, stored: str | None = None) -> s
         stage.detail = run_tests(model)
     if stored:
         with log.stage("fetch") as stage:
-            bento = stage.detail = fetch_stored(model, stored)
+            if fetched_file is None:
+                bento = stage.detail = fetch_stored(model, stored)
+            else:  # downloaded by `ci fetch` in a step of its own: imported here, where no credential is
+                given = _read_handoff(handoff_path(fetched_file, model.name), model.name)
+                tag, _ = release.import_file(model, fetched_file / f"{model.name}.bento", str(given["sha256"]))
+                if tag != stored:
+                    raise release.ReleaseError(f"the fetched archive of {stored} holds {tag}")
+                bento = stage.detail = tag
     else:
         with log.stage("train") as stage:
             stage.detail = training.train(model).model_tag
@@ -100,6 +110,114 @@ def build_verified(model: Model, out_dir: Path, stored: str | None = None) -> st
             state.put_artifact("bento", bento, path)
         stage.detail = f"{path.name} sha256={digest}"
     return f"{bento} -> {path.name} sha256={digest[:16]}..."
+
+
+# --- the same build, split so that model code never runs where a credential is (issue 20 item 4) -------------
+#
+# `ci fetch` (credentials, no model code): a stored retraining winner, downloaded to a folder with its digest.
+# `ci build --no-store` (no credentials): the model's tests, training or the fetched winner, build, fuzzing and the
+#   gate, against a runner-local state folder; the export, and a hand-off file beside it (bento, digest, the gate's
+#   and fuzzing's records).
+# `ci record` (credentials, no model code, no model environment): the hand-off checked against the file it names
+#   (digest, members, tag) and the records it carries, then written to the shared store for the deploy jobs.
+
+HANDOFF_LIMIT = 1_000_000  # bytes: a hand-off file holds a tag, a digest and two small summaries
+
+
+def handoff_path(folder: Path, model: str) -> Path:
+    return folder / f"{model}.json"
+
+
+def fetch_to(model: Model, bento: str, out_dir: Path) -> str:
+    """Download the stored archive of ``bento`` (checked against its stored digest) to ``out_dir/<model>.bento``
+    with ``<model>.json`` naming it; no model code runs."""
+    state = require_shared_store(model.repo)
+    archive.check_tag(bento, model.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    artifact = state.get_artifact("bento", bento, out_dir / f"{model.name}.bento")
+    _write_json(handoff_path(out_dir, model.name), {"model": model.name, "bento": bento, "sha256": artifact.sha256})
+    return f"{bento} sha256={artifact.sha256[:16]}..."
+
+
+def build_handoff(model: Model, out_dir: Path, fetched: Path | None = None) -> str:
+    """`build_verified` without the shared store: against this runner's state folder, the verified bento exported
+    to ``out_dir/<model>.bento`` and the hand-off ``out_dir/<model>.json`` written for `record_handoff`.
+    ``fetched``: the folder `fetch_to` filled (verify the stored winner there instead of training)."""
+    state = State.of(model.repo)
+    if state.store.shared:
+        raise UsageError(
+            f"`ci build --no-store` runs the model's code and must not reach the shared store ({state.store.where('')})"
+            ": run it in a step without MODELCTL_STORE and the store's credentials"
+        )
+    steps = ["doctor", "test", "fetch" if fetched else "train", "build", "fuzz", "load-test gate", "export"]
+    log = StageLog(f"build {model.name}", steps)
+    stored = None
+    if fetched is not None:
+        given = _read_handoff(handoff_path(fetched, model.name), model.name)
+        stored = str(given["bento"])
+    bento = _verified_bento(model, log, stored, fetched_file=fetched)
+    with log.stage("export") as stage:
+        path, digest = release.export(model, bento, out_dir / f"{model.name}.bento")
+        record = {
+            "model": model.name,
+            "bento": bento,
+            "sha256": digest,
+            "gate": state.gate_result(bento),
+            "fuzz": state.fuzz_result(bento),
+        }
+        _write_json(handoff_path(out_dir, model.name), record)
+        stage.detail = f"{path.name} sha256={digest}"
+    return f"{bento} -> {path.name} sha256={digest[:16]}..."
+
+
+def record_handoff(model: Model, in_dir: Path) -> str:
+    """Check ``in_dir/<model>.json`` against ``in_dir/<model>.bento`` and write what it vouches for to the shared
+    store: this run's build record, the archive (once per bento), the gate's and fuzzing's records."""
+    state = require_shared_store(model.repo)
+    given = _read_handoff(handoff_path(in_dir, model.name), model.name)
+    bento, digest = str(given["bento"]), str(given["sha256"])
+    path = in_dir / f"{model.name}.bento"
+    info = archive.inspect(path.resolve(), model.name, digest)  # digest, every member, the tag in bento.yaml
+    if info.tag != bento:
+        raise release.ReleaseError(f"{path} holds {info.tag}, but {handoff_path(in_dir, model.name)} names {bento}")
+    for what, summary in (("gate", given.get("gate")), ("fuzz", given.get("fuzz"))):
+        if not isinstance(summary, dict) or summary.get("passed") is not True:
+            raise release.ReleaseError(f"{handoff_path(in_dir, model.name)}: {bento} has no passing {what} record")
+    if gate_lacking(given["gate"]) is not None:
+        raise release.ReleaseError(f"{handoff_path(in_dir, model.name)}: the gate record of {bento} is not the gate's")
+    state.put_gate_result(bento, given["gate"])
+    state.put_fuzz_result(bento, given["fuzz"])
+    if state.store.stat_file(State.artifact_key("bento", bento)) is None:
+        state.put_artifact("bento", bento, path)
+    state.store.write_json(run_key(model.name), {"model": model.name, "bento": bento, "sha256": digest})
+    return f"{bento} sha256={digest[:16]}... recorded"
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    partial.replace(path)
+
+
+def _read_handoff(path: Path, model: str) -> dict[str, Any]:
+    try:
+        if path.stat().st_size > HANDOFF_LIMIT:
+            raise release.ReleaseError(f"{path} is larger than {HANDOFF_LIMIT} bytes: not a hand-off file")
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise release.ReleaseError(f"{path} does not exist: the step before did not hand {model} over") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise release.ReleaseError(f"{path} cannot be read as JSON ({exc})") from exc
+    if not isinstance(document, dict):
+        raise release.ReleaseError(f"{path} is not a JSON object")
+    bento, digest = document.get("bento"), document.get("sha256")
+    if document.get("model") != model or not isinstance(bento, str) or not isinstance(digest, str):
+        raise release.ReleaseError(f"{path} must name model {model!r}, its bento and sha256")
+    archive.check_tag(bento, model)
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise release.ReleaseError(f"{path}: sha256 {digest[:80]!r} is not 64 lowercase hex digits")
+    return document
 
 
 def deploy_file(model: Model, env: str, in_dir: Path) -> str:

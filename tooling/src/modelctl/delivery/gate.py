@@ -338,15 +338,15 @@ def _recorded(model: Model, bento: str) -> dict[str, Any] | None:
 def passed_summary(model: Model, bento: str) -> dict[str, Any] | None:
     """The load-test summary ``bento`` passed the gate with, or None when it never did."""
     summary = _recorded(model, bento)
-    return summary if _lacking(summary) is None else None
+    return summary if lacking(summary) is None else None
 
 
 def not_passed(model: Model, bento: str) -> str | None:
     """None when ``bento`` passed the gate; else what it lacks, for a refusal."""
-    return _lacking(_recorded(model, bento))
+    return lacking(_recorded(model, bento))
 
 
-def _lacking(summary: dict[str, Any] | None) -> str | None:
+def lacking(summary: dict[str, Any] | None) -> str | None:
     if summary is None or summary.get("passed") is not True:
         return "the load-test gate"
     if summary.get("locust_user") != PLATFORM_USER:

@@ -14,16 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelctl import archive, bentos, bentostore, cmd, git, lease, procs
+from modelctl import archive, bentos, bentostore, cmd, git, lease, platformenv, procs
 from modelctl import watch as watching
 from modelctl.console import err
 from modelctl.delivery import fuzzing
 from modelctl.delivery.gate import not_passed, passed_summary
-from modelctl.delivery.train import store_env
 from modelctl.errors import GateRefusedError, ModelctlError, UsageError
 from modelctl.ledger import Record
 from modelctl.model import Model
-from modelctl.processenv import model_process_env
 from modelctl.redact import redact
 from modelctl.repo import Repo
 from modelctl.state import State
@@ -46,10 +44,6 @@ class DeployFailedError(ModelctlError):
 def in_ci() -> bool:
     """In a GitHub Actions job, where the environment's required reviewers stand before production deploys."""
     return os.environ.get("GITHUB_ACTIONS") == "true"
-
-
-def bentoml(model: Model, *args: str) -> cmd.Completed:
-    return model.run(["-m", "bentoml", *args], what=f"bentoml {args[0]}", env=store_env(model))
 
 
 @contextmanager
@@ -337,7 +331,9 @@ def deploy_to(model: Model, env: str, target: str, bento: str) -> str | None:
         return kubernetes.live_url(context, config.deploy.kubernetes.namespace, model.name, env)
     document = bentocloud.render(config, bento, env, bentostore.service_name(repo, bento))
     path = bentocloud.write(document, state.deploy_dir(model.name, env) / "bentocloud.yaml")
-    bentocloud.deploy(model.python(), path, state.env())
+    # The platform's BentoML with BentoCloud's credentials only; the model's environment never holds them.
+    call_env = platformenv.environment(state.bentoml_home, bentocloud.credentials())
+    bentocloud.deploy(platformenv.python(state.root), path, call_env)
     return f"bentocloud://{document['name']}"
 
 
@@ -353,8 +349,9 @@ def pushed_image(model: Model, bento: str) -> str:
         return str(found[0]["image"])
     tag = kubernetes.image(model.config, bento)
     docker = {k: v for k, v in os.environ.items() if k.startswith(("DOCKER_", "BUILDKIT_"))}
-    python = model.python()
-    kubernetes.containerize(python, bento, tag, model_process_env({**store_env(model), **docker}, python=python))
+    kubernetes.containerize(
+        platformenv.python(state.root), bento, tag, platformenv.environment(state.bentoml_home, docker)
+    )
     reference = kubernetes.push(tag)
     state.store.write_json(key, {"bento": bento, "image": reference})
     return reference
@@ -438,7 +435,12 @@ def export(model: Model, bento: str, out_path: Path) -> tuple[Path, str]:
         raise ReleaseError(missing)
     target = out_path.resolve()  # bentoml export/import need absolute paths
     target.parent.mkdir(parents=True, exist_ok=True)
-    bentoml(model, "export", bento, str(target))
+    state = State.of(model.repo)
+    cmd.run(
+        platformenv.bentoml_argv(platformenv.python(state.root), "export", bento, target),
+        what=f"bentoml export {bento}",
+        env=platformenv.environment(state.bentoml_home),
+    )
     return target, archive.sha256_of(target)
 
 
@@ -450,9 +452,10 @@ def import_file(model: Model, path: Path, sha256: str) -> tuple[str, str]:
     if not path.is_file():
         raise UsageError(f"bento file {given} does not exist or is not a regular file")
     archive.inspect(path, model.name, sha256)  # refused before the model's environment is even created
-    python = model.python()
+    # The platform's BentoML imports it: a deploy job never needs the model's environment.
+    state = State.of(model.repo)
     info = archive.import_bento(
-        python, path, model.name, sha256, env=model_process_env(store_env(model), python=python)
+        platformenv.python(state.root), path, model.name, sha256, env=platformenv.environment(state.bentoml_home)
     )
     return info.tag, info.sha256
 

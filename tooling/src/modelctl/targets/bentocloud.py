@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from modelctl import cmd, watch
+from modelctl import cmd, platformenv, watch
 from modelctl.errors import ModelctlError
 from modelkit import ModelConfig
 
@@ -72,10 +72,23 @@ def write(document: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def deploy(python: Path, path: Path, env: dict[str, str]) -> str:
-    if not (env.get("BENTO_CLOUD_API_KEY") or os.environ.get("BENTO_CLOUD_API_KEY")):
+CREDENTIALS = ("BENTO_CLOUD_API_KEY", "BENTO_CLOUD_API_ENDPOINT")
+
+
+def credentials(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """BentoCloud's token and endpoint from ``environ`` (default: this process's): all `bentoml deploy` gets."""
+    environ = os.environ if environ is None else environ
+    return {name: environ[name] for name in CREDENTIALS if environ.get(name)}
+
+
+def deploy(python: Path, path: Path, env: Mapping[str, str]) -> str:
+    """`bentoml deploy -f path` with ``python``, the platform's own BentoML (modelctl.platformenv), never a
+    model's environment, and ``env``: the allow-listed base and BentoCloud's credentials, nothing else."""
+    if not env.get("BENTO_CLOUD_API_KEY"):
         raise BentoCloudError(f"BENTO_CLOUD_API_KEY is not set: rendered {path} but did not deploy it")
-    result = cmd.run([python, "-m", "bentoml", "deploy", "-f", path], what="bentoml deploy", env=env, check=False)
+    result = cmd.run(
+        platformenv.bentoml_argv(python, "deploy", "-f", path), what="bentoml deploy", env=dict(env), check=False
+    )
     if result.returncode != 0:
         raise BentoCloudError(f"bentoml deploy exited {result.returncode}: {result.output[-500:]}")
     return result.stdout

@@ -282,9 +282,8 @@ def apply(
 
 def containerize(python: Path, bento: str, tag: str, env: dict[str, str]) -> None:
     """`bentoml containerize`; without a Docker daemon (as on the dev machines) it fails with a clear message."""
-    result = cmd.run(
-        [python, "-m", "bentoml", "containerize", bento, "-t", tag], what="bentoml containerize", env=env, check=False
-    )
+    argv: list[str | Path] = [python, "-I", "-m", "bentoml", "containerize", bento, "-t", tag]
+    result = cmd.run(argv, what="bentoml containerize", env=env, check=False)
     if result.returncode != 0:
         output = result.output
         if "not healthy" in output or "Cannot connect to the Docker daemon" in output or "docker" in output.lower():
