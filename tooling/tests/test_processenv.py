@@ -16,7 +16,7 @@ import pytest
 
 from modelctl import processenv
 
-SECRET = "AWS_SECRET_ACCESS_KEY"
+SECRET = "AWS_SECRET_ACCESS_KEY"  # pragma: allowlist secret
 VALUE = "not-a-real-key-but-a-secret-one"  # pragma: allowlist secret
 NOBODY = 65534
 
