@@ -20,3 +20,18 @@ def test_a_failure_in_the_due_loop_is_printed_without_the_password(cli: Cli, mon
     assert "retraining failed for iris_classifier" in result.err
     assert "postgresql://ml:***@db/iris" in result.err
     assert "S3cr" not in result.out + result.err and "etPw" not in result.out + result.err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--no-store", "--out", "o", "iris_classifier"],
+        ["--champion-from", "c", "--out", "o", "iris_classifier"],
+        ["--no-store", "--champion-from", "c", "--out", "o"],
+        ["--no-store", "--champion-from", "c", "--out", "o", "--dry-run", "iris_classifier"],
+    ],
+)
+def test_the_credential_free_run_needs_its_folders_and_one_model(cli: Cli, args: list[str]) -> None:
+    result = cli("retrain", *args)
+    assert result.code == 2, result.err
+    assert "--no-store" in result.err or "name one MODEL" in result.err

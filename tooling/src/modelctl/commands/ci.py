@@ -13,7 +13,7 @@ from rich.table import Table
 from modelctl.changeset import compute
 from modelctl.ciplan import jobs_for
 from modelctl.console import out
-from modelctl.delivery import batch
+from modelctl.delivery import batch, retrain_ci
 from modelctl.delivery import ci as ci_steps
 from modelctl.errors import UsageError
 from modelctl.model import Model
@@ -67,6 +67,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     record_parser = shard_parser("record", "check what `ci build --no-store` handed over and record it in the store")
     record_parser.add_argument("--from", dest="source", type=Path, default=Path("dist"), help="folder of <model>.bento")
     record_parser.set_defaults(run=lambda a: record(find_repo(), parse_list(a.models) or [], a.source))
+    champion_parser = shard_parser("champion", "download each model's champion for `retrain --no-store`")
+    champion_parser.add_argument("--env", required=True, choices=ENVIRONMENTS, help="where the champion is live")
+    champion_parser.add_argument("--out", type=Path, default=Path("champion"), help="folder for the champion")
+    champion_parser.set_defaults(run=lambda a: champion(find_repo(), parse_list(a.models) or [], a.env, a.out))
+    retrained_parser = shard_parser(
+        "record-retrain", "check what `retrain --no-store` handed over; store a winner, dispatch, log, notify"
+    )
+    retrained_parser.add_argument("--env", required=True, choices=ENVIRONMENTS, help="the champion's environment")
+    retrained_parser.add_argument("--from", dest="source", type=Path, default=Path("retrained"))
+    retrained_parser.set_defaults(
+        run=lambda a: record_retrain(find_repo(), parse_list(a.models) or [], a.env, a.source)
+    )
     deploy_parser = shard_parser("deploy", "deploy each model's exported bento from --from to an environment")
     deploy_parser.add_argument("--env", required=True, choices=ENVIRONMENTS)
     deploy_parser.add_argument("--from", dest="source", type=Path, default=Path("dist"), help="folder of <model>.bento")
@@ -142,6 +154,17 @@ def fetch(repo: Repo, names: list[str], bento: str, out_dir: Path) -> int:
 
 def record(repo: Repo, names: list[str], source: Path) -> int:
     return _shard(repo, names, lambda model: ci_steps.record_handoff(model, source), "record")
+
+
+def champion(repo: Repo, names: list[str], env: str, out_dir: Path) -> int:
+    return _shard(repo, names, lambda model: retrain_ci.fetch_champion(model, env, out_dir), "champion")
+
+
+def record_retrain(repo: Repo, names: list[str], env: str, source: Path) -> int:
+    def step(model: Model) -> str:
+        return str(retrain_ci.record_retrain(model, env, source)["decision"])
+
+    return _shard(repo, names, step, "record retrain")
 
 
 def deploy(repo: Repo, names: list[str], env: str, source: Path) -> int:

@@ -12,10 +12,12 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from modelctl.cliargs import int_in
 from modelctl.console import err, out
 from modelctl.delivery.retrain import RetrainError, check_usage, data_url_variable, retrain
+from modelctl.delivery.retrain_ci import retrain_offline
 from modelctl.errors import ModelctlError, UsageError
 from modelctl.github import write_outputs
 from modelctl.redact import redact
@@ -63,6 +65,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--plan", action="store_true", help="only list what would be retrained (the due models, or the named one)"
     )
     parser.add_argument("--format", choices=("lines", "github"), default="lines", help="--plan output format")
+    parser.add_argument(
+        "--no-store",
+        action="store_true",
+        help="CI without credentials: the champion from --champion-from, the outcome handed over in --out for "
+        "`modelctl ci record-retrain` (which stores, dispatches, logs and notifies)",
+    )
+    parser.add_argument("--champion-from", type=Path, help="with --no-store: the folder `modelctl ci champion` filled")
+    parser.add_argument("--out", type=Path, help="with --no-store: the folder for the hand-off (and a winner)")
     parser.set_defaults(run=lambda a: retrain_command(find_repo(), Options.from_args(a)))
 
 
@@ -78,6 +88,9 @@ class Options:
     data_url_from: str | None = None
     plan: bool = False
     fmt: str = "lines"
+    no_store: bool = False
+    champion_from: Path | None = None
+    out_dir: Path | None = None
 
     @classmethod
     def from_args(cls, a: argparse.Namespace) -> Options:
@@ -94,6 +107,9 @@ class Options:
             data_url_from=a.data_url_from,
             plan=a.plan,
             fmt=a.format,
+            no_store=a.no_store,
+            champion_from=a.champion_from,
+            out_dir=a.out,
         )
 
 
@@ -142,6 +158,8 @@ def retrain_command(repo: Repo, options: Options) -> int:
         value = os.environ.get(options.data_url_from)
         if value and options.model:
             os.environ[data_url_variable(repo.model(options.model))] = value
+    if options.no_store or options.champion_from or options.out_dir:
+        return _without_store(repo, options)
     if options.model is not None:
         record = retrain(repo.model(options.model), options.env, options.dry_run, options.require_data)
         out.print(f"{options.model}: {record['decision']} ({record['reason']})", markup=False)
@@ -159,4 +177,14 @@ def retrain_command(repo: Repo, options: Options) -> int:
             failures.append(due_name)
     if failures:
         raise RetrainError(f"retraining failed for {', '.join(failures)}")
+    return 0
+
+
+def _without_store(repo: Repo, options: Options) -> int:
+    if not (options.no_store and options.champion_from and options.out_dir and options.model):
+        raise UsageError("--no-store, --champion-from and --out go together, with one MODEL")
+    if options.dry_run:
+        raise UsageError("--no-store hands a decision over: it has no --dry-run")
+    record = retrain_offline(repo.model(options.model), options.env, options.champion_from, options.out_dir)
+    out.print(f"{options.model}: {record['decision']} ({record.get('reason', '')}); handed over in {options.out_dir}")
     return 0

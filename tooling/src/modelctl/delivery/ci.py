@@ -135,7 +135,7 @@ def fetch_to(model: Model, bento: str, out_dir: Path) -> str:
     archive.check_tag(bento, model.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     artifact = state.get_artifact("bento", bento, out_dir / f"{model.name}.bento")
-    _write_json(handoff_path(out_dir, model.name), {"model": model.name, "bento": bento, "sha256": artifact.sha256})
+    write_json(handoff_path(out_dir, model.name), {"model": model.name, "bento": bento, "sha256": artifact.sha256})
     return f"{bento} sha256={artifact.sha256[:16]}..."
 
 
@@ -165,7 +165,7 @@ def build_handoff(model: Model, out_dir: Path, fetched: Path | None = None) -> s
             "gate": state.gate_result(bento),
             "fuzz": state.fuzz_result(bento),
         }
-        _write_json(handoff_path(out_dir, model.name), record)
+        write_json(handoff_path(out_dir, model.name), record)
         stage.detail = f"{path.name} sha256={digest}"
     return f"{bento} -> {path.name} sha256={digest[:16]}..."
 
@@ -193,7 +193,7 @@ def record_handoff(model: Model, in_dir: Path) -> str:
     return f"{bento} sha256={digest[:16]}... recorded"
 
 
-def _write_json(path: Path, document: dict[str, Any]) -> None:
+def write_json(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
