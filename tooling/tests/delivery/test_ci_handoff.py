@@ -15,13 +15,9 @@ from modelctl.main import main
 from modelctl.repo import Repo
 from modelctl.state import State
 from tests.conftest import MODEL
+from tests.delivery.test_retrain import ci_environment
 
 pytestmark = pytest.mark.slow
-
-
-def ci_environment(monkeypatch: pytest.MonkeyPatch, run_id: str) -> None:
-    for key, value in {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "acme/models", "GITHUB_RUN_ID": run_id}.items():
-        monkeypatch.setenv(key, value)
 
 
 def handed_over(delivery: Repo, gated: tuple[str, str], dist: Path) -> dict[str, object]:
@@ -59,7 +55,7 @@ def test_the_split_build_records_and_the_deploy_ships_that_archive(
     # The step without credentials: no MODELCTL_STORE, a runner-local state folder.
     monkeypatch.delenv("MODELCTL_STORE", raising=False)
     monkeypatch.setenv("MODELCTL_STATE_DIR", str(tmp_path / "build-runner"))
-    ci_environment(monkeypatch, "5151")
+    ci_environment(monkeypatch)
     line = ci.build_handoff(Repo(delivery.root).model(MODEL), dist)
     handoff = json.loads(ci.handoff_path(dist, MODEL).read_text())
     assert handoff["bento"] in line and handoff["gate"]["passed"] is True and handoff["fuzz"]["passed"] is True
@@ -86,7 +82,7 @@ def test_the_split_build_records_and_the_deploy_ships_that_archive(
         ("archive", "sha256"),
         ("gate", "no passing gate record"),
         ("fuzz", "no passing fuzz record"),
-        ("model", "must name model"),
+        ("model", "naming model"),
         ("digest", "is not 64 lowercase hex digits"),
         ("missing", "does not exist"),
     ],

@@ -15,20 +15,10 @@ from modelctl.repo import Repo
 from modelctl.state import State
 from tests.conftest import MODEL
 from tests.delivery.helpers import config_changed
-from tests.delivery.test_retrain import DATA_ENV, make_db
+from tests.delivery.test_retrain import DATA_ENV, ci_environment, make_db
 from tests.stand_ins import http_stand_in
 
 pytestmark = pytest.mark.slow
-
-
-def in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {
-        "GITHUB_ACTIONS": "true",
-        "GITHUB_TOKEN": "t0ken-value",
-        "GITHUB_REPOSITORY": "acme/models",
-        "GITHUB_RUN_ID": "6161",
-    }.items():
-        monkeypatch.setenv(key, value)
 
 
 def without_store(monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> None:
@@ -43,7 +33,7 @@ def test_a_winner_without_a_champion_is_stored_and_dispatched(
 ) -> None:
     from tests.s3_stand_in import use_s3
 
-    in_ci(monkeypatch)
+    ci_environment(monkeypatch)
     store = use_s3(monkeypatch, s3_endpoint)
     monkeypatch.setenv("MODELCTL_STORE", store)
     monkeypatch.setenv("MODELCTL_STATE_DIR", str(tmp_path / "champion-runner"))
@@ -87,7 +77,7 @@ def test_a_worse_candidate_keeps_the_champion_fetched_from_the_store(
     assert gate is not None and fuzz is not None
     dist = tmp_path / "dist"
     path, digest = release.export(delivery.model(MODEL), bento, dist / f"{MODEL}.bento")
-    in_ci(monkeypatch)
+    ci_environment(monkeypatch)
     store = use_s3(monkeypatch, s3_endpoint)
     monkeypatch.setenv("MODELCTL_STORE", store)
     shared = State.of(delivery)
@@ -131,7 +121,7 @@ def test_the_record_job_logs_and_alerts_what_it_cannot_ship(
 ) -> None:
     from tests.s3_stand_in import use_s3
 
-    in_ci(monkeypatch)
+    ci_environment(monkeypatch)
     monkeypatch.setenv("MODELCTL_STORE", use_s3(monkeypatch, s3_endpoint))
     out = tmp_path / "retrained"
     out.mkdir()

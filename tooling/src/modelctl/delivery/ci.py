@@ -200,19 +200,26 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
     partial.replace(path)
 
 
-def _read_handoff(path: Path, model: str) -> dict[str, Any]:
+def read_handoff_file(path: Path, model: str) -> dict[str, Any]:
+    """A hand-off file (JSON object, at most HANDOFF_LIMIT bytes) that names ``model``; ReleaseError naming the
+    file otherwise."""
     try:
         if path.stat().st_size > HANDOFF_LIMIT:
             raise release.ReleaseError(f"{path} is larger than {HANDOFF_LIMIT} bytes: not a hand-off file")
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise release.ReleaseError(f"{path} does not exist: the step before did not hand {model} over") from None
+        raise release.ReleaseError(f"{path} does not exist: the step before handed nothing over for {model}") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise release.ReleaseError(f"{path} cannot be read as JSON ({exc})") from exc
-    if not isinstance(document, dict):
-        raise release.ReleaseError(f"{path} is not a JSON object")
+    if not isinstance(document, dict) or document.get("model") != model:
+        raise release.ReleaseError(f"{path} must be a JSON object naming model {model!r}")
+    return document
+
+
+def _read_handoff(path: Path, model: str) -> dict[str, Any]:
+    document = read_handoff_file(path, model)
     bento, digest = document.get("bento"), document.get("sha256")
-    if document.get("model") != model or not isinstance(bento, str) or not isinstance(digest, str):
+    if not isinstance(bento, str) or not isinstance(digest, str):
         raise release.ReleaseError(f"{path} must name model {model!r}, its bento and sha256")
     archive.check_tag(bento, model)
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):

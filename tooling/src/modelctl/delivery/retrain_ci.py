@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,6 @@ from modelctl.redact import redact
 from modelctl.state import State, split_tag
 from modelctl.statestore import sha256_file
 
-HANDOFF_LIMIT = 1_000_000  # bytes
 DECISIONS = ("winner", "kept champion", "failed")
 
 
@@ -111,7 +109,7 @@ def retrain_offline(model: Model, env: str, champion_dir: Path, out_dir: Path) -
 
 
 def _import_champion(model: Model, env: str, folder: Path) -> str | None:
-    given = _read(champion_path(folder, model.name), model.name)
+    given = ci_steps.read_handoff_file(champion_path(folder, model.name), model.name)
     if given.get("env") != env:
         raise retraining.StepError(
             "setup", f"{champion_path(folder, model.name)} is the champion of {given.get('env')}"
@@ -179,7 +177,7 @@ def record_retrain(model: Model, env: str, in_dir: Path) -> dict[str, Any]:
 
 def _checked_record(model: Model, env: str, folder: Path) -> dict[str, Any]:
     path = handoff_path(folder, model.name)
-    record = _read(path, model.name)
+    record = ci_steps.read_handoff_file(path, model.name)
     if record.get("env") != env:
         raise release.ReleaseError(f"{path} is a run against {record.get('env')}, not {env}")
     if record.get("decision") not in DECISIONS:
@@ -218,17 +216,3 @@ def _evaluation(record: dict[str, Any]) -> dict[str, Any]:
     candidate = (record.get("candidate_metrics") or {}).get(metric, math.nan)
     champion = (record.get("champion_metrics") or {}).get(metric)
     return {"candidate_score": candidate, "champion_score": champion, "reason": record.get("reason", "")}
-
-
-def _read(path: Path, model: str) -> dict[str, Any]:
-    try:
-        if path.stat().st_size > HANDOFF_LIMIT:
-            raise release.ReleaseError(f"{path} is larger than {HANDOFF_LIMIT} bytes: not a hand-off file")
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise release.ReleaseError(f"{path} does not exist: the job before handed nothing over for {model}") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise release.ReleaseError(f"{path} cannot be read as JSON ({exc})") from exc
-    if not isinstance(document, dict) or document.get("model") != model:
-        raise release.ReleaseError(f"{path} must be a JSON object naming model {model!r}")
-    return document
