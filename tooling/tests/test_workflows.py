@@ -144,7 +144,9 @@ def test_ci_checks_the_changed_models_by_shard_with_the_base_rules() -> None:
     assert 'modelctl ci check --models="$MODELS"' in runs
     assert any("upload-artifact" in str(s.get("uses")) for s in model["steps"])
     assert jobs["template"]["if"] == "needs.changes.outputs.template == 'true'"
-    assert "modelctl upgrade --all --check" in " ".join(s.get("run", "") for s in jobs["template"]["steps"])
+    assert 'modelctl upgrade --all --check --trusted="$BASE"' in " ".join(
+        s.get("run", "") for s in jobs["template"]["steps"]
+    ), "only the base branch's template versions are run"
     lint = jobs["lint"]["steps"]
     cache = next(s for s in lint if "actions/cache@" in str(s.get("uses")))
     assert "hashFiles('.pre-commit-config.yaml')" in cache["with"]["key"]

@@ -23,7 +23,7 @@ PULL_REQUEST_JOBS = (
     Job("ci.yml", "changes", False, "modelctl changed --format github"),
     Job("ci.yml", "platform", False, "tox -p -e shared,tooling,airflow"),
     Job("ci.yml", "model", True, "modelctl ci check --models {models}"),
-    Job("ci.yml", "template", False, "tox -e template; modelctl upgrade --all --check"),
+    Job("ci.yml", "template", False, "tox -e template; modelctl upgrade --all --check --trusted BASE"),
 )
 DEPLOY_JOBS = (
     Job("deploy.yml", "build", True, "modelctl ci build --no-store --models {models} --out dist"),

@@ -213,8 +213,12 @@ class Record:
 class Git:
     """The git plumbing upgrade needs, run from the monorepo root (which may sit below `.git`)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, trusted: str = "HEAD") -> None:
         self.root = root
+        #: The history whose template versions upgrade will run: HEAD's, or (``--trusted REV``, CI on a pull
+        #: request) the base branch's, so a template committed and reverted inside the pull request is not run.
+        self.trusted = trusted
+        self.trusted_name = trusted if trusted == "HEAD" else f"the trusted revision {trusted[:12]}"
         inside = self.run("rev-parse", "--is-inside-work-tree", check=False)
         if inside.returncode != 0 or inside.stdout.strip() != "true":
             raise UsageError(f"{root} is not in a git work tree: upgrade re-bakes old templates from git history")
@@ -257,8 +261,8 @@ class Git:
         return self._trees[oid]
 
     def template_in_history(self, tree: str, commit: str | None) -> bool:
-        """Whether ``tree`` is what `cookiecutter-model/` was at some ancestor of HEAD: at ``commit`` (the
-        recorded one: no history walk), else at any commit of HEAD's history.
+        """Whether ``tree`` is what `cookiecutter-model/` was at some ancestor of the trusted revision (HEAD by
+        default): at ``commit`` (the recorded one: no history walk), else at any commit of that history.
 
         Upgrades run a template version's code (its Jinja extensions), so a record may name only a version
         that was committed as the template: a tree committed anywhere else (and removed again) would
@@ -268,7 +272,7 @@ class Git:
         if key not in self._versions:
             found = False
             if commit is not None:
-                ancestor = self.run("merge-base", "--is-ancestor", commit, "HEAD", check=False).returncode == 0
+                ancestor = self.run("merge-base", "--is-ancestor", commit, self.trusted, check=False).returncode == 0
                 at = self.run("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}:./{TEMPLATE_DIR}", check=False)
                 found = ancestor and at.returncode == 0 and at.stdout.strip() == tree
             self._versions[key] = found or tree in self.template_history()
@@ -278,7 +282,7 @@ class Git:
         """Every tree `cookiecutter-model/` had in HEAD's history, side branches of merges included
         (`--full-history`: the default simplification drops a branch whose change a merge discarded)."""
         if self._history is None:
-            commits = self.run("rev-list", "--full-history", "HEAD", "--", TEMPLATE_DIR).stdout.split()
+            commits = self.run("rev-list", "--full-history", self.trusted, "--", TEMPLATE_DIR).stdout.split()
             path = f"{self.prefix}{TEMPLATE_DIR}"  # object names in a batch are relative to the top level
             request = "".join(f"{commit}:{path}\n" for commit in commits)
             out = self.run("cat-file", "--batch-check=%(objecttype) %(objectname)", input=request, top=True).stdout
@@ -809,8 +813,9 @@ class Upgrader:
         if not self.git.template_in_history(old, record.template_commit):
             shallow = " (or beyond this shallow clone's history: `git fetch --unshallow`)" if self.git.shallow() else ""
             raise UpgradeError(
-                f"{MODELS_DIR}/{slug}/{RECORD_FILE}: template_tree {old} was never {TEMPLATE_DIR}/ in HEAD's "
-                f"history{shallow}, so its code is not run; restore the record from git, or adopt the model again: "
+                f"{MODELS_DIR}/{slug}/{RECORD_FILE}: template_tree {old} was never {TEMPLATE_DIR}/ in "
+                f"{self.git.trusted_name}'s history{shallow}, so its code is not run; restore the record from git, "
+                "or adopt the model again: "
                 f"modelctl upgrade --adopt --force --from REV {slug}"
             )
         if dirty and not force and not check:
@@ -907,9 +912,17 @@ def _workdir() -> Iterator[Path]:
         yield Path(tmp)
 
 
-def upgrade_models(repo: Repo, names: Sequence[str], *, check: bool = False, force: bool = False) -> Report:
-    """Upgrade ``names`` (every model when empty) to HEAD's template; ``check`` writes nothing."""
+def upgrade_models(
+    repo: Repo, names: Sequence[str], *, check: bool = False, force: bool = False, trusted: str | None = None
+) -> Report:
+    """Upgrade ``names`` (every model when empty) to HEAD's template; ``check`` writes nothing. ``trusted``: only
+    template versions of that revision's history are run (besides HEAD's own template)."""
     git = Git(repo.root)
+    if trusted is not None:
+        if trusted.startswith("-"):
+            raise UsageError(f"--trusted {trusted!r}: expected a revision (a branch, tag or commit), not an option")
+        git.trusted = git.commit(trusted)
+        git.trusted_name = f"the trusted revision {trusted} ({git.trusted[:12]})"
     selected = repo.resolve(list(names))
     head = git.commit("HEAD")
     target = git.template_tree(head)

@@ -352,7 +352,7 @@ def test_a_changed_derived_value_rebakes_the_files_that_read_it(repo: Path, run:
     result = run(repo, "upgrade", "iris_classifier").assert_success()
 
     assert set(re.findall(r"^  update\s+(\S+)", result.out, re.MULTILINE)) == readers
-    assert "IrisClassifierService = build_service(" in (repo / "models/iris_classifier/service.py").read_text()
+    assert "class IrisClassifierService(ModelService):" in (repo / "models/iris_classifier/service.py").read_text()
 
 
 TEAM_FILTER = """\
@@ -448,6 +448,31 @@ def test_a_tree_committed_elsewhere_and_removed_again_is_never_baked(repo: Path,
         assert f"iris_classifier: error: {RECORD_OF_IRIS}: template_tree {evil_tree} was never" in result.out
         assert "modelctl upgrade --adopt --force --from REV iris_classifier" in result.out
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_in_a_pull_request_a_template_committed_and_reverted_there_is_not_trusted(
+    repo: Path, tmp_path: Path, run: Run
+) -> None:
+    """The pull request's own history holds the evil template (committed in cookiecutter-model/, then reverted):
+    an ancestor of HEAD, so only `--trusted BASE` (what ci.yml passes) keeps its code from running."""
+    marker = tmp_path / "template-code-ran"
+    base = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "checkout", "-q", "-b", "pull-request")
+    make_evil(repo / "cookiecutter-model", marker)
+    commit_all(repo, "an evil template")
+    evil_tree, evil_commit = tree(repo), git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "revert", "--no-edit", "HEAD")
+    point_record_at(repo, repo / "models/iris_classifier", evil_tree, evil_commit)
+
+    refused = run(repo, "upgrade", "--check", "--trusted", base, "iris_classifier")
+    assert not marker.exists(), "the pull request's template code never ran"
+    assert refused.code == 1 and f"template_tree {evil_tree} was never" in refused.out
+    assert f"the trusted revision {base}" in refused.out
+    option = run(repo, "upgrade", "--check", "--trusted=--all", "iris_classifier")
+    assert option.code == 2 and "expected a revision" in option.err, "an option is no revision"
+    # The control: HEAD's history holds that commit, so without --trusted its template is baked (and runs).
+    run(repo, "upgrade", "--check", "iris_classifier")
+    assert marker.exists(), "the test can fail: the reverted template is in HEAD's history"
 
 
 def test_a_template_from_an_unmerged_branch_is_never_baked(repo: Path, tmp_path: Path, run: Run) -> None:

@@ -36,9 +36,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--force", action="store_true", help="upgrade models with uncommitted changes too")
     parser.add_argument("--adopt", action="store_true", help="write .template.json for models baked without one")
     parser.add_argument("--from", dest="rev", metavar="REV", help="with --adopt: the commit the models were baked from")
+    parser.add_argument(
+        "--trusted",
+        metavar="REV",
+        help="run only template versions from REV's history (CI: the pull request's base), not the branch's own",
+    )
     parser.set_defaults(
         run=lambda a: upgrade(
-            find_repo(), a.models, every=a.every, check=a.check, force=a.force, adopt_from=a.rev, adopt=a.adopt
+            find_repo(),
+            a.models,
+            every=a.every,
+            check=a.check,
+            force=a.force,
+            adopt_from=a.rev,
+            adopt=a.adopt,
+            trusted=a.trusted,
         )
     )
 
@@ -52,6 +64,7 @@ def upgrade(
     force: bool = False,
     adopt: bool = False,
     adopt_from: str | None = None,
+    trusted: str | None = None,
 ) -> int:
     if bool(models) == every:
         raise UsageError("name one or more models, or --all")
@@ -61,10 +74,12 @@ def upgrade(
         )
     if adopt and check:
         raise UsageError("--check cannot be combined with --adopt")
+    if adopt and trusted is not None:
+        raise UsageError("--trusted cannot be combined with --adopt (which names its own revision)")
     if adopt_from is not None:
         report = adopt_models(repo, models, adopt_from, force=force)
     else:
-        report = upgrade_models(repo, models, check=check, force=force)
+        report = upgrade_models(repo, models, check=check, force=force, trusted=trusted)
     show(report, table=every or len(report.outcomes) > 1)
     return report.exit_code
 
