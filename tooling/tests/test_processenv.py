@@ -121,3 +121,14 @@ def test_modelctl_seals_itself_before_running_a_command(tmp_path: Path) -> None:
         check=False,
     )
     assert result.stdout.strip().splitlines()[-1] == "0", result.stdout + result.stderr
+
+
+def test_importing_modelctl_seals_the_process() -> None:
+    src = Path(processenv.__file__).resolve().parents[1]
+    dumpable = "print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))"  # PR_GET_DUMPABLE
+    code = f"import ctypes\n{dumpable}\nimport modelctl\n{dumpable}"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(src)}, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert result.stdout.split() == ["1", "0"], result.stdout + result.stderr

@@ -231,7 +231,19 @@ def test_deploy_matrices_are_sharded_and_every_deploy_is_serialised_per_shard() 
     assert jobs["notify"]["if"].startswith("always()")
 
 
-MODEL_CODE = ("ci build", "ci check", "train", "retrain --model", "loadtest", "fuzz", "pipeline", "serve")
+MODEL_CODE = (
+    "ci build",
+    "ci check",
+    "train",
+    "retrain --model",
+    "retrain --due",
+    "loadtest",
+    "fuzz",
+    "pipeline",
+    "serve",
+    "deploy",
+    "upgrade",
+)
 # The one secret model code may hold: its own training data source (retrain.yml).
 MODEL_OWN = "secrets.DATA_URL"
 
@@ -250,6 +262,34 @@ def test_a_job_that_runs_model_code_holds_no_secret_and_no_shared_store(path: Pa
         assert "github.token" not in text and "write" not in str(job.get("permissions")), f"{path.name}:{job_id}"
         if path.name != "ci.yml":
             assert job.get("env", {}).get("MODELCTL_STORE") == "", f"{path.name}:{job_id} must not name the store"
+
+
+MAIN_GUARD = "github.ref == 'refs/heads/main'"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_a_job_below_a_job_that_may_be_skipped_says_how_it_runs(path: Path) -> None:
+    """GitHub's implicit success() looks at every ancestor: one skipped job anywhere above skips this one too
+    (actions/runner#2205), even when its direct needs succeeded. Such a job must say `!cancelled()` or
+    `always()` and check the results it depends on itself."""
+    jobs = load(path.name)["jobs"]
+
+    def needs(job_id: str) -> list[str]:
+        found = jobs[job_id].get("needs", [])
+        return [found] if isinstance(found, str) else list(found)
+
+    def ancestors(job_id: str) -> set[str]:
+        direct = set(needs(job_id))
+        return direct.union(*(ancestors(n) for n in direct)) if direct else set()
+
+    def may_be_skipped(job_id: str) -> bool:
+        condition = str(jobs[job_id].get("if", "")).strip()
+        return bool(condition) and condition != MAIN_GUARD
+
+    for job_id in jobs:
+        if any(may_be_skipped(a) for a in ancestors(job_id)):
+            condition = str(jobs[job_id].get("if", ""))
+            assert "!cancelled()" in condition or "always()" in condition, f"{path.name}:{job_id}: {condition!r}"
 
 
 @pytest.mark.parametrize("name", ["deploy.yml", "retrain.yml"])

@@ -34,7 +34,7 @@ from typing import IO, Any, Literal
 
 import yaml
 
-from modelctl import cmd
+from modelctl import cmd, platformenv
 from modelctl.errors import ModelctlError
 
 # A name or version that is safe as one path component: BentoML's own tag rule, upper case allowed.
@@ -198,7 +198,8 @@ def import_bento(
     with verified_copy(path, model, sha256, limits=limits) as (copy, info):
         stored = Path(home) / "bentos" / info.name / info.version / "bento.yaml"
         result = cmd.run(
-            [python, "-I", "-m", "bentoml", "import", copy],
+            platformenv.command(python, "import", copy),
+            input=platformenv.secrets_input(),
             what=f"bentoml import {info.tag}",
             env=env,
             timeout=timeout,

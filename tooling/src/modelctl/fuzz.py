@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from modelctl import cmd, procs
+from modelctl.processenv import model_process_env
 from modelkit import MAX_ERROR_BYTES
 
 # A bad request may add a line or two to the log (BentoML used to add a traceback with the values: ~3.8 MB
@@ -459,7 +460,9 @@ def run_coverage(url: str, result: FuzzResult, timeout: float = 600) -> None:
         argv += ["--checks", "all", "--phases", "coverage"]
         argv += ["--workers", "1", "--report", "json", "--report-json-path", str(report)]
         # From the temporary folder: schemathesis keeps a cache folder (.schemathesis/) where it runs.
-        completed = cmd.run(argv, what="schemathesis", check=False, timeout=timeout, cwd=Path(tmp))
+        # The allow-listed environment: schemathesis runs while the model's server is up, beside model code.
+        env = model_process_env({"HOME": tmp})
+        completed = cmd.run(argv, what="schemathesis", check=False, timeout=timeout, cwd=Path(tmp), env=env)
         reproduce = " ".join(shlex.quote(a) for a in ["schemathesis", *argv[5:11]])
         if not report.is_file():
             result.fail(Failure("schemathesis coverage", None, f"no report: {cmd.tail_of(completed.output)}", ""))

@@ -75,8 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # Before anything else: the credentials in this process's environment stay out of reach of the model code
-    # it starts (same user, /proc/<pid>/environ).
+    # Sealed on import (modelctl/__init__.py); again here for a caller that cleared the flag.
     processenv.seal_own_environment()
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelctl import cmd, envs
+from modelctl import cmd, envs, procs
 from modelctl.errors import UsageError
 from modelctl.processenv import model_process_env
 from modelkit import ModelConfig
+
+#: The owner marker of every process that runs a model's code (`Model.run`), per modelctl process.
+MODEL_CODE_OWNER = f"model-code-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def stop_leftovers() -> int:
+    """Stop every process a model's code started and left running (found by its owner marker); how many. Called
+    before modelctl hands results on (a hand-off file, an export), so nothing the model left can rewrite them."""
+    return len(procs.stop_tree([], owner=MODEL_CODE_OWNER, timeout=5))
 
 if TYPE_CHECKING:
     from modelctl.repo import Repo
@@ -53,11 +64,14 @@ class Model:
         """``python ARGS`` in the model's environment, from its folder, with only what a model's code may see.
         ``on_start`` gets the pid once it runs (see `cmd.run`)."""
         python = self.python()
+        # Marked (procs.OWNER_ENV): what this code leaves running (a double-forked daemon) is found and stopped by
+        # `stop_leftovers` before modelctl hands anything on.
+        marked = {procs.OWNER_ENV: MODEL_CODE_OWNER, **(env or {})}
         return cmd.run(
             [python, *args],
             what=what,
             cwd=self.folder,
-            env=model_process_env(env, data_url=self.data_url_variable, python=python),
+            env=model_process_env(marked, data_url=self.data_url_variable, python=python),
             timeout=timeout,
             check=check,
             on_start=on_start,

@@ -1,33 +1,42 @@
-"""The platform's own BentoML: the one environment modelctl runs BentoML in when credentials or the bento store
-are at stake (`bentoml deploy`, `import`, `export`, `containerize`), never a model's.
+"""The platform's own environments: where modelctl runs BentoML when credentials or the bento store are at stake
+(`bentoml deploy`, `import`, `export`, `containerize`), and the load-test gate's Locust. Never a model's.
 
 A model's environment holds whatever its requirements bring; any package there runs code when Python starts
-(``.pth`` files, ``sitecustomize``), so it never runs with a deploy credential in reach. This environment holds
-BentoML and what it needs, installed only from ``locks/bentoml.lock`` (every package pinned, with hashes), and is
-run isolated (``python -I``: no PYTHON* variables, no user site, not the current folder).
+(``.pth`` files, ``sitecustomize``), so it never runs with a deploy credential in reach, and never produces the
+numbers the gate decides on. These environments hold only what a lock under ``locks/`` names (every package
+pinned, with hashes; wheels only), installed with their own package cache and copied, not hard-linked, files
+(model environments are hard-linked to uv's shared cache: a model writing into its own site-packages would
+otherwise write into these too), and are run isolated (``python -I``). The gate's also gets a copy of
+``shared/src/modelkit`` (pure Python), which its Locust user imports.
 
-It is built once per lock and interpreter, under a file lock, in a temporary folder renamed into place when
-complete: in ``MODELCTL_ENV_CACHE`` when set (tests, CI caches), else in the state folder.
+Each is built once per lock, interpreter (and modelkit's sources), under a file lock, in a temporary folder
+renamed into place when complete: in ``MODELCTL_ENV_CACHE`` when set (tests, CI caches), else in the state
+folder. On one machine, processes of the same user can still write anywhere that user can: the boundary against
+a hostile model is the CI job that holds no secret (README, "Credentials never reach model code").
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import sys
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
 
 from modelctl import cmd
-from modelctl.envs import CACHE_VARIABLE
+from modelctl.envs import CACHE_VARIABLE, tree_digest
 from modelctl.errors import ModelctlError
 from modelctl.processenv import model_process_env
 
-LOCK = Path(__file__).parent / "locks" / "bentoml.lock"
+LOCKS = Path(__file__).parent / "locks"
+LOCK = LOCKS / "bentoml.lock"
+WRAPPER = Path(__file__).parent / "runtime" / "platform_bentoml.py"
 BUILD_TIMEOUT_S = 900.0
 
 
@@ -35,12 +44,31 @@ class PlatformEnvError(ModelctlError):
     pass
 
 
-def key() -> str:
-    """What the environment is built from: the lock and the interpreter."""
+@dataclass(frozen=True)
+class Spec:
+    """One platform environment: its name, its lock, and pure-Python packages copied in (name -> source)."""
+
+    name: str
+    lock: Path
+    packages: tuple[tuple[str, Path], ...] = ()
+
+
+BENTOML = Spec("bentoml", LOCK)
+
+
+def locust(shared: Path) -> Spec:
+    """The gate's Locust, with modelkit copied from ``shared`` (the monorepo's shared/ folder)."""
+    return Spec("locust", LOCKS / "locust.lock", (("modelkit", shared / "src" / "modelkit"),))
+
+
+def key(spec: Spec = BENTOML) -> str:
+    """What the environment is built from: the lock, the interpreter, the packages copied in."""
     try:
-        digest = hashlib.sha256(LOCK.read_bytes())
+        digest = hashlib.sha256(spec.lock.read_bytes())
+        for name, source in spec.packages:
+            digest.update(name.encode() + b"\0" + tree_digest(source).encode())
     except OSError as exc:
-        raise PlatformEnvError(f"cannot read {LOCK}: {exc}; reinstall modelctl") from exc
+        raise PlatformEnvError(f"cannot read what the platform's {spec.name} environment is built from: {exc}") from exc
     digest.update(sys.version.encode())
     return digest.hexdigest()[:16]
 
@@ -50,55 +78,75 @@ def _cache_root(state_root: Path) -> Path:
     return Path(cache) if cache else state_root / "envs"
 
 
-def python(state_root: Path) -> Path:
-    """The interpreter of the platform's BentoML environment, built if missing."""
+def python(state_root: Path, spec: Spec = BENTOML) -> Path:
+    """The interpreter of the platform environment ``spec`` (BentoML by default), built if missing."""
     root = _cache_root(state_root)
-    folder = root / f"platform-bentoml-{key()}"
+    name = f"platform-{spec.name}-{key(spec)}"
+    folder = root / name
     interpreter = folder / "bin" / "python"
     if interpreter.is_file():
         return interpreter
     root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / f".platform-bentoml-{key()}.lock"), timeout=BUILD_TIMEOUT_S):
+    with FileLock(str(root / f".{name}.lock"), timeout=BUILD_TIMEOUT_S):
         if interpreter.is_file():  # another process built it while this one waited
             return interpreter
-        _build(folder)
+        _build(spec, folder)
     return interpreter
 
 
-def _build(folder: Path) -> None:
+def _build(spec: Spec, folder: Path) -> None:
     from uv import find_uv_bin
 
     uv = find_uv_bin()
     partial = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.partial")
-    # Package installs can run code (an sdist's build): the installer's own settings, never a credential.
-    installer = model_process_env({k: v for k, v in os.environ.items() if k.startswith(("UV_", "PIP_"))})
+    # The installer's own settings (index, proxies), never a credential; a cache of its own (see the module).
+    settings = {k: v for k, v in os.environ.items() if k.startswith(("UV_", "PIP_")) and k != "UV_CACHE_DIR"}
+    installer = model_process_env({**settings, "UV_CACHE_DIR": str(folder.parent / ".platform-uv-cache")})
+    what = f"the platform's {spec.name} environment"
     try:
+        if folder.exists():  # a folder without an interpreter: left by an older modelctl or by hand
+            shutil.rmtree(folder)
         cmd.run(
             [uv, "venv", "--quiet", "--relocatable", "--python", sys.executable, partial],
-            what="creating the platform's BentoML environment",
+            what=f"creating {what}",
             env=installer,
             timeout=BUILD_TIMEOUT_S,
         )
         cmd.run(
-            [uv, "pip", "install", "--quiet", "--require-hashes", "--python", partial / "bin" / "python", "-r", LOCK],
-            what=f"installing the platform's BentoML from {LOCK.name} (hashes required)",
+            [uv, "pip", "install", "--quiet", "--require-hashes", "--no-build", "--link-mode", "copy"]
+            + ["--python", str(partial / "bin" / "python"), "-r", str(spec.lock)],
+            what=f"installing {what} from {spec.lock.name} (hashes required)",
             env=installer,
             timeout=BUILD_TIMEOUT_S,
         )
+        if spec.packages:
+            site = cmd.run(
+                [partial / "bin" / "python", "-I", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                what=f"locating {what}'s site-packages",
+                env=installer,
+            ).stdout.strip()
+            for name, source in spec.packages:
+                shutil.copytree(source, Path(site) / name, ignore=shutil.ignore_patterns("__pycache__"))
         partial.rename(folder)
     except (cmd.CommandError, OSError) as exc:
-        raise PlatformEnvError(f"cannot build the platform's BentoML environment in {folder}: {exc}") from exc
+        raise PlatformEnvError(f"cannot build {what} in {folder}: {exc}") from exc
     finally:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def environment(bentoml_home: Path, credentials: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a platform BentoML call: the allow-listed base, the store, and ``credentials`` (the
-    caller picks exactly what the call needs: BentoCloud's token for a deploy, Docker's settings to containerize;
-    nothing for import and export)."""
-    return model_process_env({"BENTOML_HOME": str(bentoml_home), **(credentials or {})})
+def environment(bentoml_home: Path, settings: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a platform BentoML call starts with: the allow-listed base, the store, and ``settings``
+    that are no secret (Docker's address and options for containerize). Credentials go through
+    :func:`secrets_input`, never here."""
+    return model_process_env({"BENTOML_HOME": str(bentoml_home), **(settings or {})})
 
 
-def bentoml_argv(interpreter: Path, *args: str | Path) -> list[str | Path]:
-    """``python -I -m bentoml ARGS``: isolated from PYTHON* variables, the user site and the current folder."""
-    return [interpreter, "-I", "-m", "bentoml", *args]
+def secrets_input(credentials: Mapping[str, str] | None = None) -> str:
+    """The stdin line of :func:`command`: the variables only that call gets (BentoCloud's token for a deploy)."""
+    return json.dumps(dict(credentials or {})) + "\n"
+
+
+def command(interpreter: Path, *args: str | Path) -> list[str | Path]:
+    """BentoML's CLI with the platform's interpreter, isolated (``-I``: no PYTHON* variables, no user site, not the
+    current folder) and through ``runtime/platform_bentoml.py``: sealed first, credentials read from stdin."""
+    return [interpreter, "-I", WRAPPER, *args]

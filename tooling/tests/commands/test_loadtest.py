@@ -74,6 +74,37 @@ def test_a_locustfile_that_forges_the_summary_cannot_pass_the_gate(
     assert State.of(delivery).gate_result(gated[1]) == recorded, "nothing was recorded for the bento"
 
 
+# A package of the model's can ship a .pth file: Python runs it at every start-up of the model's interpreter, `-I`
+# or not. This one rewrites any JSON summary Locust's summary plugin writes (the reviewer's attack on issue 20).
+PTH_FORGE = (
+    "import json; json.dump = (lambda dump: lambda obj, fp, *a, **k: dump({'requests': 5000, 'failures': 0, "
+    "'rps': 500.0, 'p50_ms': 1, 'p90_ms': 1, 'p99_ms': 1} if __import__('os').environ.get('MODELCTL_LOCUST_SUMMARY') "
+    "else obj, fp, *a, **k))(json.dump)\n"
+)
+
+
+def test_a_package_of_the_model_cannot_forge_the_gate(
+    delivery: Repo, gated: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The gate's Locust runs in the platform's own environment: the model's site-packages never start there."""
+    model = delivery.model(MODEL)
+    site = model.run(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], what="site").stdout.strip()
+    pth = Path(site) / "zz_forge_gate.pth"
+    pth.write_text(PTH_FORGE)
+    try:
+        forged = model.run(
+            ["-I", "-c", "import json, io; b = io.StringIO(); json.dump({}, b); print(b.getvalue())"],
+            what="the .pth is live in the model's interpreter",
+            env={"MODELCTL_LOCUST_SUMMARY": "x"},
+        ).stdout
+        assert '"requests": 5000' in forged, "the attack works where the model's interpreter runs"
+        with config_changed(delivery, loadtest__max_p90_ms=2):
+            assert main(["loadtest", MODEL, "--bento", gated[1]]) == 3
+        assert "gate breached: P90 latency" in capsys.readouterr().err
+    finally:
+        pth.unlink()
+
+
 def test_a_locustfile_outside_the_model_folder_is_refused_before_anything_starts(
     delivery: Repo, capsys: pytest.CaptureFixture[str]
 ) -> None:

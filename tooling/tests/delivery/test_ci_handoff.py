@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from modelctl import procs
 from modelctl.delivery import ci, release
 from modelctl.main import main
+from modelctl.model import MODEL_CODE_OWNER, stop_leftovers
 from modelctl.repo import Repo
 from modelctl.state import State
 from tests.conftest import MODEL
@@ -85,6 +87,11 @@ def test_the_split_build_records_and_the_deploy_ships_that_archive(
         ("model", "naming model"),
         ("digest", "is not 64 lowercase hex digits"),
         ("missing", "does not exist"),
+        ("slow", "the recorded load test fails"),
+        ("limits", "limits are not"),
+        ("no cases", "shows no cases"),
+        ("other bento", "is not one of"),
+        ("recorded before", "already has a different gate record"),
     ],
 )
 def test_record_refuses_a_hand_off_it_cannot_vouch_for(
@@ -109,14 +116,38 @@ def test_record_refuses_a_hand_off_it_cannot_vouch_for(
         document["model"] = "other_model"
     elif tamper == "digest":
         document["sha256"] = "../../etc/passwd"
+    elif tamper == "slow":
+        document["gate"] = {**document["gate"], "p90_ms": 10.0**9}  # type: ignore[dict-item]
+    elif tamper == "limits":
+        document["gate"] = {**document["gate"], "max_p90_ms": 10.0**9}  # type: ignore[dict-item]
+    elif tamper == "no cases":
+        document["fuzz"] = {**document["fuzz"], "cases": 0}  # type: ignore[dict-item]
+    elif tamper == "other bento":
+        document["gate"] = {**document["gate"], "bento": f"{MODEL}:other"}  # type: ignore[dict-item]
     if tamper == "missing":
         shutil.rmtree(dist)
     else:
         ci.handoff_path(dist, MODEL).write_text(json.dumps(document))
     monkeypatch.setenv("MODELCTL_STORE", use_s3(monkeypatch, s3_endpoint))
     monkeypatch.setenv("MODELCTL_STATE_DIR", str(tmp_path / "record-runner"))
+    if tamper == "recorded before":  # another run's record of this bento stays what it was
+        State.of(delivery).put_gate_result(str(document["bento"]), {**document["gate"], "rps": 1.0})  # type: ignore[dict-item]
     with pytest.raises(release.ModelctlError, match=message):
         ci.record_handoff(Repo(delivery.root).model(MODEL), dist)
     assert main(["ci", "record", "--models", MODEL, "--from", str(dist)]) == 1, "the shard runner fails too"
     shared = State.of(delivery)
     assert shared.store.read_json(ci.run_key(MODEL)) is None, "nothing recorded for this run"
+
+
+def test_what_model_code_leaves_running_is_stopped_before_anything_is_handed_on(delivery: Repo) -> None:
+    """A process that a model's code starts in a session of its own outlives that code; it carries the marker
+    `Model.run` gave it, so `stop_leftovers` (called before the export and the hand-off) finds and stops it."""
+    daemon = "import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], "
+    daemon += "start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)"
+    delivery.model(MODEL).run(["-c", daemon], what="a model's code that leaves a daemon")
+    try:
+        assert procs.owned_by(MODEL_CODE_OWNER), "the daemon outlived the code that started it"
+        assert stop_leftovers() >= 1
+        assert not procs.owned_by(MODEL_CODE_OWNER)
+    finally:
+        procs.stop_tree([], owner=MODEL_CODE_OWNER, timeout=5)

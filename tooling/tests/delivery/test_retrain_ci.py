@@ -112,10 +112,12 @@ def test_a_worse_candidate_keeps_the_champion_fetched_from_the_store(
         assert recorded["decision"] == "kept champion" and slack.requests
         assert State.of(delivery).retrain_log.records(MODEL)[-1]["champion"] == champion
     finally:
+        monkeypatch.setenv("MODELCTL_STATE_DIR", str(tmp_path / "deploy-runner"))  # where the server was started
+        monkeypatch.setenv("MODELCTL_STORE", store)
         release.undeploy(Repo(delivery.root), MODEL, "staging")
 
 
-@pytest.mark.parametrize("case", ["failed", "missing", "forged winner"])
+@pytest.mark.parametrize("case", ["failed", "missing", "forged winner", "not better", "deep"])
 def test_the_record_job_logs_and_alerts_what_it_cannot_ship(
     delivery: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: str, case: str
 ) -> None:
@@ -140,7 +142,21 @@ def test_the_record_job_logs_and_alerts_what_it_cannot_ship(
             "bento_sha256": "0" * 64,
             "model_sha256": "0" * 64,
         }
-    if case != "missing":
+    elif case == "not better":  # the file says winner; config.yaml's rule, applied again, says no
+        handoff |= {
+            "decision": "winner",
+            "candidate": f"{MODEL}:forged",
+            "candidate_metrics": {"accuracy": 0.5},
+            "champion": f"{MODEL}:live",
+            "champion_metrics": {"accuracy": 0.9},
+            "bento": f"{MODEL}:forged",
+            "bento_sha256": "0" * 64,
+            "model_sha256": "0" * 64,
+            "at": "1999-01-01T00:00:00+00:00",  # the log says when, not the file
+        }
+    if case == "deep":
+        retrain_ci.handoff_path(out, MODEL).write_text("[" * 200_000)
+    elif case != "missing":
         retrain_ci.handoff_path(out, MODEL).write_text(json.dumps(handoff))
     with http_stand_in([204]) as github, http_stand_in([]) as slack:
         monkeypatch.setenv("GITHUB_API_URL", github.url)
@@ -152,6 +168,9 @@ def test_the_record_job_logs_and_alerts_what_it_cannot_ship(
     logged = State.of(delivery).retrain_log.records(MODEL)[-1]
     assert logged["decision"] == "failed"
     assert "hunter2" not in json.dumps(logged), "passwords are masked"
+    assert logged["at"] != "1999-01-01T00:00:00+00:00"
+    if case == "not better":
+        assert "by the retrain rule" in logged["reason"], logged
     assert State.of(delivery).store.stat_file(State.artifact_key("bento", f"{MODEL}:forged")) is None
 
 

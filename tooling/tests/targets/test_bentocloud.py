@@ -3,6 +3,7 @@ BentoCloud's REST API, against a real HTTP stand-in that records the calls."""
 
 from __future__ import annotations
 
+import json
 import socket
 import stat
 from pathlib import Path
@@ -72,7 +73,7 @@ def test_deploy_without_credentials_does_not_run_bentoml(tmp_path: Path, monkeyp
     python = fake_python(tmp_path, f"touch {marker}\n")
     path = bentocloud.write({"name": "x"}, tmp_path / "bentocloud.yaml")
     with pytest.raises(BentoCloudError, match="BENTO_CLOUD_API_KEY is not set: rendered"):
-        bentocloud.deploy(python, path, {})
+        bentocloud.deploy(python, path, {}, {})
     assert not marker.exists()
 
 
@@ -80,13 +81,14 @@ def test_a_failing_bentoml_deploy_is_reported_with_its_output(tmp_path: Path) ->
     python = fake_python(tmp_path, 'echo "Error: [deployment] create failed: quota exceeded" >&2\nexit 3\n')
     path = bentocloud.write({"name": "x"}, tmp_path / "bentocloud.yaml")
     with pytest.raises(BentoCloudError, match="bentoml deploy exited 3: Error: .deployment. create failed: quota"):
-        bentocloud.deploy(python, path, {"BENTO_CLOUD_API_KEY": KEY})
+        bentocloud.deploy(python, path, {}, {"BENTO_CLOUD_API_KEY": KEY})
 
 
 def test_bentoml_deploy_gets_bentoclouds_credentials_and_nothing_else(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The call runs the given (platform) interpreter isolated, with the token and endpoint only: not the state
+    """The call runs the given (platform) interpreter isolated, through the sealing wrapper, with the token and
+    endpoint on stdin only: not in its environment (so not in its /proc entry), and nothing else: not the state
     store's keys, not GitHub's token, not Slack's webhook (issue 20 item 4)."""
     for name, value in {
         "AWS_SECRET_ACCESS_KEY": "store-secret",  # pragma: allowlist secret
@@ -97,15 +99,17 @@ def test_bentoml_deploy_gets_bentoclouds_credentials_and_nothing_else(
     }.items():
         monkeypatch.setenv(name, value)
     seen = tmp_path / "seen"
-    python = fake_python(tmp_path, f'echo "$@" > {seen}.argv\nenv > {seen}.env\n')
+    python = fake_python(tmp_path, f'echo "$@" > {seen}.argv\nenv > {seen}.env\ncat > {seen}.stdin\n')
     path = bentocloud.write({"name": "x"}, tmp_path / "bentocloud.yaml")
-    env = platformenv.environment(tmp_path / "bentoml", bentocloud.credentials())
-    bentocloud.deploy(python, path, env)
-    assert Path(f"{seen}.argv").read_text().split() == ["-I", "-m", "bentoml", "deploy", "-f", str(path)]
+    env = platformenv.environment(tmp_path / "bentoml")
+    bentocloud.deploy(python, path, env, bentocloud.credentials())
+    argv = Path(f"{seen}.argv").read_text().split()
+    assert argv == ["-I", str(platformenv.WRAPPER), "deploy", "-f", str(path)]
     variables = dict(line.split("=", 1) for line in Path(f"{seen}.env").read_text().splitlines() if "=" in line)
-    assert variables["BENTO_CLOUD_API_KEY"] == KEY and variables["BENTO_CLOUD_API_ENDPOINT"] == "https://cloud.example"
     assert variables["BENTOML_HOME"] == str(tmp_path / "bentoml")
-    assert not {"AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "SLACK_WEBHOOK_URL"} & variables.keys()
+    assert not {"AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "SLACK_WEBHOOK_URL", "BENTO_CLOUD_API_KEY"} & variables.keys()
+    handed = json.loads(Path(f"{seen}.stdin").read_text())
+    assert handed == {"BENTO_CLOUD_API_KEY": KEY, "BENTO_CLOUD_API_ENDPOINT": "https://cloud.example"}
 
 
 @pytest.mark.slow
@@ -123,11 +127,9 @@ def test_the_platforms_bentoml_deploys_against_the_endpoint_with_the_token(tmp_p
     )
     python = platformenv.python(tmp_path / "state")
     with serve(refuse) as server:
-        env = platformenv.environment(
-            tmp_path / "bentoml", {"BENTO_CLOUD_API_KEY": KEY, "BENTO_CLOUD_API_ENDPOINT": server.url}
-        )
+        credentials = {"BENTO_CLOUD_API_KEY": KEY, "BENTO_CLOUD_API_ENDPOINT": server.url}
         with pytest.raises(BentoCloudError, match="bentoml deploy exited"):
-            bentocloud.deploy(python, path, env)
+            bentocloud.deploy(python, path, platformenv.environment(tmp_path / "bentoml"), credentials)
     assert calls and all(call.headers.get("x-yatai-api-token") == KEY for call in calls)
 
 

@@ -4,6 +4,7 @@ and the exact model tag pinned into it (a rollback restores the model as well as
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from modelctl.delivery.train import store_env
 from modelctl.envs import runtime_script
 from modelctl.errors import ModelctlError
 from modelctl.model import Model
+from modelctl.processenv import model_process_env
 from modelctl.repo import SHARED_DIR
 
 BUILD_DIR = "modelctl-build"  # not hidden: bentoml refuses files under dot-folders
@@ -107,8 +109,13 @@ def lock(model: Model, runtime: str, shared_wheel: Path, work: Path) -> tuple[st
     says `false`.
     """
     uv = _uv()
+    # uv starts the model's interpreter (its site-packages run code at start-up): the allow-listed environment,
+    # the installer's own settings, never a credential.
+    env = model_process_env({k: v for k, v in os.environ.items() if k.startswith(("UV_", "PIP_"))})
     frozen = cmd.run(
-        [uv, "pip", "freeze", "--exclude-editable", "--python", model.python()], what="listing the model's environment"
+        [uv, "pip", "freeze", "--exclude-editable", "--python", model.python()],
+        what="listing the model's environment",
+        env=env,
     ).stdout
     constraints = work / "environment.txt"
     constraints.write_text(frozen, encoding="utf-8")
@@ -120,6 +127,7 @@ def lock(model: Model, runtime: str, shared_wheel: Path, work: Path) -> tuple[st
              "--python", model.python(), "-c", constraints, inputs],
             what="locking the bento's dependencies",
             timeout=300,
+            env=env,
         ).stdout  # fmt: skip
     except cmd.CommandError as exc:
         err.print(f"warning: {str(exc).splitlines()[0]}; the bento pins exact versions without hashes", markup=False)

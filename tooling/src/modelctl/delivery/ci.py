@@ -15,16 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from modelctl import archive
+from modelctl.console import err
 from modelctl.delivery import build as building
 from modelctl.delivery import release
 from modelctl.delivery import train as training
+from modelctl.delivery.gate import evaluate as gate_evaluate
 from modelctl.delivery.gate import lacking as gate_lacking
 from modelctl.delivery.promote import verify
 from modelctl.delivery.stages import StageLog
 from modelctl.delivery.testing import run_tests
 from modelctl.doctor import ModelFolder, check_range, errors_of, run_checks
 from modelctl.errors import ModelctlError, UsageError
-from modelctl.model import Model
+from modelctl.model import Model, stop_leftovers
 from modelctl.repo import Repo
 from modelctl.state import State
 
@@ -157,6 +159,9 @@ def build_handoff(model: Model, out_dir: Path, fetched: Path | None = None) -> s
         stored = str(given["bento"])
     bento = _verified_bento(model, log, stored, fetched_file=fetched)
     with log.stage("export") as stage:
+        left = stop_leftovers()  # nothing the model's code left running may rewrite what is handed over
+        if left:
+            err.print(f"stopped {left} process(es) the model's code left running", markup=False)
         path, digest = release.export(model, bento, out_dir / f"{model.name}.bento")
         record = {
             "model": model.name,
@@ -180,17 +185,42 @@ def record_handoff(model: Model, in_dir: Path) -> str:
     info = archive.inspect(path.resolve(), model.name, digest)  # digest, every member, the tag in bento.yaml
     if info.tag != bento:
         raise release.ReleaseError(f"{path} holds {info.tag}, but {handoff_path(in_dir, model.name)} names {bento}")
+    where = handoff_path(in_dir, model.name)
     for what, summary in (("gate", given.get("gate")), ("fuzz", given.get("fuzz"))):
         if not isinstance(summary, dict) or summary.get("passed") is not True:
-            raise release.ReleaseError(f"{handoff_path(in_dir, model.name)}: {bento} has no passing {what} record")
-    if gate_lacking(given["gate"]) is not None:
-        raise release.ReleaseError(f"{handoff_path(in_dir, model.name)}: the gate record of {bento} is not the gate's")
-    state.put_gate_result(bento, given["gate"])
-    state.put_fuzz_result(bento, given["fuzz"])
+            raise release.ReleaseError(f"{where}: {bento} has no passing {what} record")
+        if summary.get("model") != model.name or summary.get("bento") != bento:
+            raise release.ReleaseError(f"{where}: the {what} record is not one of {bento}")
+    gate, fuzz = given["gate"], given["fuzz"]
+    if gate_lacking(gate) is not None:
+        raise release.ReleaseError(f"{where}: the gate record of {bento} is not the gate's")
+    _check_gate_numbers(model, gate, where)
+    cases, server_errors = fuzz.get("cases"), fuzz.get("server_errors")
+    if not isinstance(cases, int) or cases <= 0 or server_errors not in (0, [], {}):
+        raise release.ReleaseError(f"{where}: the fuzz record of {bento} shows no cases or server errors")
+    # Written once per bento: a record already there (another run's) is never replaced by a different one.
+    for what, existing, summary in (("gate", state.gate_result(bento), gate), ("fuzz", state.fuzz_result(bento), fuzz)):
+        if existing is not None and existing != summary:
+            raise release.ReleaseError(f"{bento} already has a different {what} record in the store: not replaced")
+    state.put_gate_result(bento, gate)
+    state.put_fuzz_result(bento, fuzz)
     if state.store.stat_file(State.artifact_key("bento", bento)) is None:
         state.put_artifact("bento", bento, path)
     state.store.write_json(run_key(model.name), {"model": model.name, "bento": bento, "sha256": digest})
     return f"{bento} sha256={digest[:16]}... recorded"
+
+
+def _check_gate_numbers(model: Model, gate: dict[str, Any], where: Path) -> None:
+    """The verdict, made again from the recorded numbers against this checkout's config.yaml limits."""
+    numbers = {key: gate.get(key) for key in ("requests", "failures", "p50_ms", "p90_ms", "p99_ms", "rps")}
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in numbers.values()):
+        raise release.ReleaseError(f"{where}: the gate record's numbers are missing or not numbers")
+    verdict = gate_evaluate(numbers, model.config)
+    if not verdict.passed:
+        raise release.ReleaseError(f"{where}: by {model.relative('config.yaml')}, the recorded load test fails: "
+                                   + "; ".join(verdict.breaches))  # fmt: skip
+    if gate.get("max_p90_ms") != verdict.max_p90_ms or gate.get("max_error_rate") != verdict.max_error_rate:
+        raise release.ReleaseError(f"{where}: the gate record's limits are not {model.relative('config.yaml')}'s")
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
@@ -211,6 +241,8 @@ def read_handoff_file(path: Path, model: str) -> dict[str, Any]:
         raise release.ReleaseError(f"{path} does not exist: the step before handed nothing over for {model}") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise release.ReleaseError(f"{path} cannot be read as JSON ({exc})") from exc
+    except RecursionError:
+        raise release.ReleaseError(f"{path} nests deeper than JSON hand-off files do") from None
     if not isinstance(document, dict) or document.get("model") != model:
         raise release.ReleaseError(f"{path} must be a JSON object naming model {model!r}")
     return document

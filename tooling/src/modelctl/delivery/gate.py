@@ -16,13 +16,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from modelctl import cmd, procs
+from modelctl import cmd, platformenv, procs
 from modelctl.console import err
 from modelctl.delivery.train import store_env
 from modelctl.envs import runtime_script
 from modelctl.errors import GateRefusedError, ModelctlError, UsageError
 from modelctl.model import Model
 from modelctl.processenv import model_process_env, pycache_of
+from modelctl.repo import SHARED_DIR
 from modelkit import ModelConfig
 from modelkit.samples import numeric_bounds
 
@@ -213,7 +214,11 @@ def _run_gate_locust(model: Model, url: str, reports: Path, seconds: int, stats:
     current folder to sys.path and reads locust.conf and pyproject.toml there, and ~/.locust.conf). The summary
     is written there too, not at a path known in advance, and copied to ``stats`` once Locust has exited."""
     payload = write_payload(model, reports / "loadtest_payload.json")
-    python = model.python()
+    # The platform's own Locust environment: a package of the model's (a .pth file runs at every start-up of its
+    # interpreter) cannot reach the process whose numbers the verdict is made of (issue 20 items 3 and 4).
+    from modelctl.state import State
+
+    python = platformenv.python(State.of(model.repo).root, platformenv.locust(model.repo.root / SHARED_DIR))
     scripts = f"{runtime_script('locust_gate.py')},{runtime_script('locust_summary.py')}"
     with tempfile.TemporaryDirectory(prefix="modelctl-gate-") as empty:
         private = Path(empty) / "locust_summary.json"

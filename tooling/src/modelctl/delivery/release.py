@@ -332,8 +332,8 @@ def deploy_to(model: Model, env: str, target: str, bento: str) -> str | None:
     document = bentocloud.render(config, bento, env, bentostore.service_name(repo, bento))
     path = bentocloud.write(document, state.deploy_dir(model.name, env) / "bentocloud.yaml")
     # The platform's BentoML with BentoCloud's credentials only; the model's environment never holds them.
-    call_env = platformenv.environment(state.bentoml_home, bentocloud.credentials())
-    bentocloud.deploy(platformenv.python(state.root), path, call_env)
+    call_env = platformenv.environment(state.bentoml_home)
+    bentocloud.deploy(platformenv.python(state.root), path, call_env, bentocloud.credentials())
     return f"bentocloud://{document['name']}"
 
 
@@ -437,7 +437,8 @@ def export(model: Model, bento: str, out_path: Path) -> tuple[Path, str]:
     target.parent.mkdir(parents=True, exist_ok=True)
     state = State.of(model.repo)
     cmd.run(
-        platformenv.bentoml_argv(platformenv.python(state.root), "export", bento, target),
+        platformenv.command(platformenv.python(state.root), "export", bento, target),
+        input=platformenv.secrets_input(),
         what=f"bentoml export {bento}",
         env=platformenv.environment(state.bentoml_home),
     )

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelctl import github
+from modelctl import cmd, github, platformenv
 from modelctl.console import err
 from modelctl.delivery import build as building
 from modelctl.delivery import promote as promoting
@@ -318,12 +318,15 @@ def store_winner(model: Model, candidate: str) -> dict[str, str]:
     and deploys those bytes: nothing is trained again); their tags and digests."""
     state = State.of(model.repo)
     bento = building.build(model, model_tag=candidate).bento
+    # The platform's BentoML exports them: this runs where the store's credentials are.
+    python, env = platformenv.python(state.root), platformenv.environment(state.bentoml_home)
     with tempfile.TemporaryDirectory(prefix="modelctl-winner-") as tmp:
         model_file = Path(tmp) / "model.bentomodel"
         bento_file = Path(tmp) / "model.bento"
-        model.run(["-m", "bentoml", "models", "export", candidate, str(model_file)], what="bentoml models export",
-                  env=store_env(model))  # fmt: skip
-        model.run(["-m", "bentoml", "export", bento, str(bento_file)], what="bentoml export", env=store_env(model))
+        none = platformenv.secrets_input()
+        cmd.run(platformenv.command(python, "models", "export", candidate, model_file), what="bentoml models export",
+                env=env, input=none)  # fmt: skip
+        cmd.run(platformenv.command(python, "export", bento, bento_file), what="bentoml export", env=env, input=none)
         stored_model = state.put_artifact("model", candidate, model_file)
         stored_bento = state.put_artifact("bento", bento, bento_file)
     err.print(f"stored {candidate} and {bento} in {state.store.where(stored_bento.key)}", markup=False)

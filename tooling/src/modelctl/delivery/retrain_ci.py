@@ -24,7 +24,7 @@ from modelctl.delivery import ci as ci_steps
 from modelctl.delivery import release
 from modelctl.delivery import retrain as retraining
 from modelctl.errors import ModelctlError, UsageError
-from modelctl.model import Model
+from modelctl.model import Model, stop_leftovers
 from modelctl.redact import redact
 from modelctl.state import State, split_tag
 from modelctl.statestore import sha256_file
@@ -99,6 +99,7 @@ def retrain_offline(model: Model, env: str, champion_dir: Path, out_dir: Path) -
         except ModelctlError as exc:
             record.update(failed_step="promote" if record.get("candidate") else "setup", reason=redact(str(exc)))
     finally:
+        stop_leftovers()  # nothing the model's code left running may rewrite the hand-off
         ci_steps.write_json(handoff_path(out_dir, model.name), record)
     if record["decision"] == "failed":
         raise retraining.RetrainError(
@@ -137,11 +138,15 @@ def _export_winner(model: Model, candidate: str, out_dir: Path) -> dict[str, str
     env = platformenv.environment(state.bentoml_home)
     bento_file = (out_dir / f"{model.name}.bento").resolve()
     model_file = (out_dir / f"{model.name}.bentomodel").resolve()
-    cmd.run(platformenv.bentoml_argv(python, "export", bento, bento_file), what=f"bentoml export {bento}", env=env)
+    none = platformenv.secrets_input()
     cmd.run(
-        platformenv.bentoml_argv(python, "models", "export", candidate, model_file),
+        platformenv.command(python, "export", bento, bento_file), what=f"bentoml export {bento}", env=env, input=none
+    )
+    cmd.run(
+        platformenv.command(python, "models", "export", candidate, model_file),
         what=f"bentoml models export {candidate}",
         env=env,
+        input=none,
     )
     return {"bento": bento, "bento_sha256": archive.sha256_of(bento_file), "model_sha256": sha256_file(model_file)}
 
@@ -175,9 +180,17 @@ def record_retrain(model: Model, env: str, in_dir: Path) -> dict[str, Any]:
     return record
 
 
+# What a hand-off may put into the retrain log; the log adds when and by whom (never taken from the file).
+RECORD_FIELDS = (
+    "model", "env", "champion", "rows", "candidate", "candidate_metrics", "champion_metrics", "metric", "reason",
+    "decision", "failed_step", "bento", "bento_sha256", "model_sha256",
+)  # fmt: skip
+
+
 def _checked_record(model: Model, env: str, folder: Path) -> dict[str, Any]:
     path = handoff_path(folder, model.name)
-    record = ci_steps.read_handoff_file(path, model.name)
+    given = ci_steps.read_handoff_file(path, model.name)
+    record = {key: given[key] for key in RECORD_FIELDS if key in given}
     if record.get("env") != env:
         raise release.ReleaseError(f"{path} is a run against {record.get('env')}, not {env}")
     if record.get("decision") not in DECISIONS:
@@ -198,12 +211,18 @@ def _checked_record(model: Model, env: str, folder: Path) -> dict[str, Any]:
         raise release.ReleaseError(f"{path}: no candidate model named")
     archive.check_tag(candidate, model.name)
     if record["decision"] == "winner":
+        # The decision is made again here, by config.yaml's rule, from the metrics handed over.
+        verdict = retraining.decide(model.config, metrics, champion_metrics)
+        if not verdict.promote:
+            raise release.ReleaseError(f"{path} calls {candidate} a winner, but by the retrain rule: {verdict.reason}")
         bento, bento_sha, model_sha = record.get("bento"), record.get("bento_sha256"), record.get("model_sha256")
         if not all(isinstance(v, str) for v in (bento, bento_sha, model_sha)):
             raise release.ReleaseError(f"{path}: a winner needs its bento and both digests")
         info = archive.inspect((folder / f"{model.name}.bento").resolve(), model.name, str(bento_sha))
         if info.tag != bento:
             raise release.ReleaseError(f"{folder / f'{model.name}.bento'} holds {info.tag}, not {bento}")
+        if candidate not in (info.model_tag, *info.model_tags):
+            raise release.ReleaseError(f"{folder / f'{model.name}.bento'} ({bento}) does not serve {candidate}")
         model_file = folder / f"{model.name}.bentomodel"
         if not model_file.is_file() or sha256_file(model_file) != model_sha:
             raise release.ReleaseError(f"{model_file} is missing or its sha256 is not the one {path} names")

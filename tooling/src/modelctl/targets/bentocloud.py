@@ -81,13 +81,18 @@ def credentials(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return {name: environ[name] for name in CREDENTIALS if environ.get(name)}
 
 
-def deploy(python: Path, path: Path, env: Mapping[str, str]) -> str:
+def deploy(python: Path, path: Path, env: Mapping[str, str], credentials: Mapping[str, str]) -> str:
     """`bentoml deploy -f path` with ``python``, the platform's own BentoML (modelctl.platformenv), never a
-    model's environment, and ``env``: the allow-listed base and BentoCloud's credentials, nothing else."""
-    if not env.get("BENTO_CLOUD_API_KEY"):
+    model's environment: started with ``env`` (the allow-listed base), handed BentoCloud's ``credentials`` on
+    stdin (so they are not in its /proc entry), nothing else."""
+    if not credentials.get("BENTO_CLOUD_API_KEY"):
         raise BentoCloudError(f"BENTO_CLOUD_API_KEY is not set: rendered {path} but did not deploy it")
     result = cmd.run(
-        platformenv.bentoml_argv(python, "deploy", "-f", path), what="bentoml deploy", env=dict(env), check=False
+        platformenv.command(python, "deploy", "-f", path),
+        what="bentoml deploy",
+        env=dict(env),
+        input=platformenv.secrets_input(credentials),
+        check=False,
     )
     if result.returncode != 0:
         raise BentoCloudError(f"bentoml deploy exited {result.returncode}: {result.output[-500:]}")

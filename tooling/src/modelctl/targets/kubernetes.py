@@ -35,7 +35,7 @@ from urllib.parse import quote, unquote
 
 import yaml
 
-from modelctl import cmd, watch
+from modelctl import cmd, platformenv, watch
 from modelctl.errors import ModelctlError
 from modelkit import ConfigError, ModelConfig, read_yaml
 
@@ -282,8 +282,8 @@ def apply(
 
 def containerize(python: Path, bento: str, tag: str, env: dict[str, str]) -> None:
     """`bentoml containerize`; without a Docker daemon (as on the dev machines) it fails with a clear message."""
-    argv: list[str | Path] = [python, "-I", "-m", "bentoml", "containerize", bento, "-t", tag]
-    result = cmd.run(argv, what="bentoml containerize", env=env, check=False)
+    argv = platformenv.command(python, "containerize", bento, "-t", tag)
+    result = cmd.run(argv, what="bentoml containerize", env=env, input=platformenv.secrets_input(), check=False)
     if result.returncode != 0:
         output = result.output
         if "not healthy" in output or "Cannot connect to the Docker daemon" in output or "docker" in output.lower():
