@@ -70,6 +70,51 @@ def test_versions_count_successful_deploys(where: str) -> None:
     assert ledger.live("m", "production") is None
 
 
+def test_releases_are_numbered_per_environment(where: str) -> None:
+    """Issue 23: one bento released to staging and then production is v1 in both, not v1 and v2."""
+    ledger = Ledger(store_at(where))
+    assert ledger.append(deployed("m:a")).version == 1
+    assert ledger.append(deployed("m:a", env="production")).version == 1
+    assert ledger.append(deployed("m:b")).version == 2
+    assert ledger.append(deployed("m:b", env="production")).version == 2
+    back = ledger.append(Record(model="m", env="production", target="local", outcome="rolled_back", bento="m:a",
+                                version=ledger.find_version("m", "production", 1).version))  # type: ignore[union-attr]  # fmt: skip
+    assert back.version == 1
+    assert ledger.append(deployed("m:c")).version == 3
+    stored = json.loads(store_at(where).read("ledger/m.json").data)["records"]  # type: ignore[union-attr]
+    assert [(r["env"], r["version"]) for r in stored] == [
+        ("staging", 1), ("production", 1), ("staging", 2), ("production", 2), ("production", 1), ("staging", 3)
+    ]  # fmt: skip
+    assert [(r.env, r.version) for r in ledger.records("m")] == [(r["env"], r["version"]) for r in stored]
+    assert ledger.find_version("m", "production", 2).bento == "m:b"  # type: ignore[union-attr]
+    assert ledger.find_version("m", "production", 3) is None
+    assert ledger.live("m", "production").version == 1  # type: ignore[union-attr]
+
+
+def test_a_ledger_with_one_counter_across_environments_reads_per_environment(where: str) -> None:
+    """Ledgers written before issue 23 (v1 staging, v2 production, v3 staging, ...) still load, renumbered."""
+    store = store_at(where)
+
+    def old(env: str, bento: str, outcome: str, version: int) -> dict[str, object]:
+        return {"model": "m", "env": env, "target": "local", "outcome": outcome, "bento": bento, "version": version}
+
+    records = [
+        old("staging", "m:a", "deployed", 1),
+        old("production", "m:a", "deployed", 2),
+        old("staging", "m:b", "failed", 0),
+        old("staging", "m:b", "deployed", 3),
+        old("production", "m:b", "deployed", 4),
+        old("production", "m:a", "rolled_back", 2),  # went back to what the old counter called v2
+    ]
+    store.write("ledger/m.json", json.dumps({"model": "m", "records": records}).encode())
+    ledger = Ledger(store)
+    assert [r.version for r in ledger.records("m")] == [1, 1, 0, 2, 2, 1]
+    assert ledger.live("m", "production").version == 1  # type: ignore[union-attr]
+    assert ledger.find_version("m", "staging", 2).bento == "m:b"  # type: ignore[union-attr]
+    assert ledger.append(deployed("m:c", env="production")).version == 3
+    assert ledger.append(deployed("m:c")).version == 3
+
+
 def test_undeploy_and_rollback_change_what_is_live(where: str) -> None:
     ledger = Ledger(store_at(where))
     ledger.append(deployed("m:a", git_commit="aaaaaaaaaaaa"))

@@ -19,6 +19,7 @@ from tests.conftest import ROOT
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 PINNED = re.compile(r"^\s*(-\s+)?uses:\s+[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*\s*$")
+LOCAL_WORKFLOW = re.compile(r"^\s*uses:\s+\$/\.github/workflows/([\w.-]+\.ya?ml)\s*$")
 
 
 def load(name: str) -> dict[str, Any]:
@@ -60,6 +61,10 @@ def test_security_rules(path: Path) -> None:
     workflow = load(path.name)
     for line in text.splitlines():
         if "uses:" in line:
+            local = LOCAL_WORKFLOW.match(line)  # this repository's own reusable workflow, at this commit
+            if local:
+                assert (ROOT / ".github/workflows" / local.group(1)).is_file(), line
+                continue
             assert PINNED.match(line), f"{path.name}: not pinned to a full SHA with a version comment: {line.strip()}"
     assert workflow["permissions"] == {}, "least privilege: permissions: {} at the top"
     assert "pull_request_target" not in text

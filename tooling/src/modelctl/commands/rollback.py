@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("rollback", help="redeploy the previous good version (or --to)")
     parser.add_argument("model")
     parser.add_argument("--env", required=True, choices=ENVIRONMENTS)
-    parser.add_argument("--to", type=int, metavar="VERSION", help="ledger version to restore")
+    parser.add_argument("--to", type=int, metavar="VERSION", help="release of ENV to restore (per env)")
     parser.set_defaults(run=lambda a: rollback(find_repo(), a.model, a.env, a.to))
 
 

@@ -1,4 +1,8 @@
-"""`modelctl status [MODEL...]`: what is live in each environment, and is it healthy."""
+"""`modelctl status [MODEL...]`: what is live in each environment, and is it healthy.
+
+Releases are numbered per environment (issue 23): `v2` in production is the second release there, whatever
+staging saw; the bento tag beside it says which build that is.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ def status(repo: Repo, models: list[str], as_json: bool = False) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     table = Table(title="deployments")
-    for column in ("model", "env", "version", "bento", "url", "health", "deployed at", "by"):
+    for column in ("model", "env", "release", "bento", "url", "health", "deployed at", "by"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
