@@ -24,6 +24,7 @@ def stop_leftovers() -> int:
     before modelctl hands results on (a hand-off file, an export), so nothing the model left can rewrite them."""
     return len(procs.stop_tree([], owner=MODEL_CODE_OWNER, timeout=5))
 
+
 if TYPE_CHECKING:
     from modelctl.repo import Repo
 
