@@ -33,6 +33,12 @@ RESERVED = frozenset(
         "xgboost",
         "lightgbm",
         "torch",
+        "catboost",
+        "tensorflow",
+        "keras",
+        "onnx",
+        "onnxruntime",
+        "skl2onnx",
         "numpy",
         "pandas",
         "pydantic",
@@ -114,8 +120,34 @@ def text_problems(key: str, value: object) -> list[str]:
     return []
 
 
+# The input kinds (answer `input`) and the frameworks and tasks the template has a working example for (issue 21);
+# tabular works with every framework and task. A test bakes, trains and serves every combination allowed here.
+INPUT_EXAMPLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "text": (("sklearn",), ("classification",)),
+    "image": (("sklearn",), ("classification",)),
+}
+
+
+def combination_problems(answers: Mapping[str, object]) -> list[str]:
+    """Refuse a framework x task x input combination the template has no example for."""
+    kind = answers.get("input", "tabular")
+    if kind not in INPUT_EXAMPLES:
+        return []
+    frameworks, tasks = INPUT_EXAMPLES[str(kind)]
+    framework, task = answers.get("framework"), answers.get("task")
+    if framework in frameworks and task in tasks:
+        return []
+    return [
+        f"input {kind!r} comes with an example for framework {' or '.join(frameworks)} and task "
+        f"{' or '.join(tasks)}, not framework {framework!r} with task {task!r}: choose one of those (or input tabular)"
+    ]
+
+
 def answer_problems(answers: Mapping[str, object], choices: Mapping[str, tuple[str, ...]]) -> list[str]:
-    """Every reason to refuse ``answers`` (empty when they bake a valid model)."""
+    """Every reason to refuse ``answers`` (empty when they bake a valid model).
+
+    A choice that is not answered takes its first option: a record from before the choice existed (an `input`
+    answer, issue 21) upgrades as the template then behaved."""
     problems = []
     for key in TEXT_LIMITS:
         problems += text_problems(key, answers.get(key, ""))
@@ -127,8 +159,10 @@ def answer_problems(answers: Mapping[str, object], choices: Mapping[str, tuple[s
     else:
         problems += slug_problems(slug)
     for key, options in choices.items():
-        if answers.get(key) not in options:
+        if answers.get(key, options[0]) not in options:
             problems.append(f"{key} {answers.get(key)!r} must be one of {', '.join(options)}")
+    if not problems:
+        problems += combination_problems(answers)
     return problems
 
 
@@ -279,7 +313,15 @@ def write_record(project_dir: Path, context: Mapping[str, Any], template_dir: Pa
     return path
 
 
+def remove_unused(project_dir: Path, context: Mapping[str, Any]) -> None:
+    """Files the model's input kind does not use: only tabular models read training data with SQL."""
+    if context.get("input", "tabular") != "tabular":
+        (project_dir / "queries" / "training.sql").unlink()
+        (project_dir / "queries").rmdir()
+
+
 def post_gen(context: Mapping[str, Any], template_dir: Path, project_dir: Path) -> int:
+    remove_unused(project_dir, context)
     ports = assign_ports(project_dir)
     write_record(project_dir, context, template_dir)
     slug = context["model_slug"]

@@ -26,7 +26,7 @@ from cookiecutter.main import cookiecutter
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from modelkit import FRAMEWORKS, TASKS, ModelConfig, load_config
+from modelkit import FRAMEWORKS, INPUTS, TASKS, ModelConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "cookiecutter-model"
@@ -121,7 +121,7 @@ def test_every_text_answer_is_literal_everywhere_it_lands(models: Path) -> None:
     readme = (project / "README.md").read_text(encoding="utf-8")
     assert readme.startswith(f"# {answers['model_name']}\n\n{JINJA}\n")
     record = json.loads((project / ".template.json").read_text(encoding="utf-8"))
-    assert record["answers"] == {**answers, "framework": "sklearn", "task": "classification"}
+    assert record["answers"] == {**answers, "framework": "sklearn", "task": "classification", "input": "tabular"}
     assert not list(models.parent.rglob("pwned")) and not Path("pwned").exists()
 
 
@@ -135,7 +135,7 @@ def test_jinja_in_the_slug_is_refused_not_rendered(tmp_path: Path) -> None:
 
 def test_interactive_answers_are_literal_too(tmp_path: Path) -> None:
     (tmp_path / "models").mkdir()
-    typed = ["Typed {{ 7*191 }}", "typed", "{{ 7*191 }}", "team", "2", "2"]
+    typed = ["Typed {{ 7*191 }}", "typed", "{{ 7*191 }}", "team", "2", "2", "1"]
     result = run(
         sys.executable, "-m", "cookiecutter", str(TEMPLATE), "-o", "models", cwd=tmp_path, stdin="\n".join(typed) + "\n"
     )
@@ -148,7 +148,7 @@ def test_interactive_answers_are_literal_too(tmp_path: Path) -> None:
 def test_the_templates_own_expressions_still_render(models: Path) -> None:
     project = bake(models, model_name="Fraud-Score Model", framework="lightgbm")
     assert project.name == "fraud_score_model"
-    assert "FraudScoreModel = build_service(" in (project / "service.py").read_text()
+    assert "class FraudScoreModel(ModelService):" in (project / "service.py").read_text()
     assert "iris" not in (project / "train.py").read_text().lower()  # __dataset: wine for lightgbm
 
 
@@ -170,7 +170,7 @@ def test_a_templated_sub_folder_name_still_renders(tmp_path: Path) -> None:
 def test_slug_is_derived_from_the_name_and_may_be_given(models: Path) -> None:
     project = bake(models, model_name="Fraud-Score Model")
     assert project.name == "fraud_score_model"
-    assert "FraudScoreModel = build_service(" in (project / "service.py").read_text()
+    assert "class FraudScoreModel(ModelService):" in (project / "service.py").read_text()
     assert bake(models, model_name="Anything", model_slug="fraud_v2").name == "fraud_v2"
 
 
@@ -195,6 +195,13 @@ def test_text_answers_with_quotes_and_colons_stay_valid_yaml(models: Path) -> No
         (["model_name=Modèle"], "(derived from model_name 'Modèle': choose a model_slug"),
         (["framework=spark"], "framework"),
         (["task=clustering"], "task"),
+        (["input=audio"], "audio provided for choice variable input"),
+        (
+            ["input=text", "task=regression"],
+            "input 'text' comes with an example for framework sklearn and task classification, not framework "
+            "'sklearn' with task 'regression'",
+        ),
+        (["input=image", "framework=xgboost"], "input 'image' comes with an example for framework sklearn"),
         (["model_name=Churn", "owner="], "owner must not be empty"),
         (["model_name=Churn", "owner=  "], "owner must not be empty"),
         (["description=two\nlines"], "description must be one line"),
@@ -353,7 +360,17 @@ def test_any_typed_answer_bakes_a_valid_model_or_is_refused(answers: dict[str, s
 
 
 def test_choices_come_from_cookiecutter_json_and_equal_the_schemas() -> None:
-    assert RULES.template_choices(TEMPLATE) == {"framework": FRAMEWORKS, "task": TASKS}
+    assert RULES.template_choices(TEMPLATE) == {"framework": FRAMEWORKS, "task": TASKS, "input": INPUTS}
+    assert set(RULES.INPUT_EXAMPLES) < set(INPUTS)
+    for frameworks, tasks in RULES.INPUT_EXAMPLES.values():
+        assert set(frameworks) <= set(FRAMEWORKS) and set(tasks) <= set(TASKS)
+
+
+def test_a_record_without_input_is_a_tabular_model() -> None:
+    """Models baked before the `input` answer existed (issue 21) upgrade as tabular ones."""
+    answers = {"model_name": "Old", "model_slug": "old", "description": "d", "owner": "o", "framework": "sklearn"}
+    assert RULES.answer_problems({**answers, "task": "regression"}, RULES.template_choices(TEMPLATE)) == []
+    assert RULES.combination_problems({**answers, "task": "regression"}) == []
 
 
 def test_text_limits_are_the_schemas() -> None:
@@ -367,7 +384,7 @@ def test_derived_slug_mirrors_cookiecutter_json(models: Path, name: str) -> None
     slug = RULES.derived_slug(name)
     project = bake(models, model_name=name)
     assert project.name == slug
-    assert f"{RULES.service_class(slug)} = build_service(" in (project / "service.py").read_text()
+    assert f"class {RULES.service_class(slug)}(ModelService):" in (project / "service.py").read_text()
 
 
 @pytest.mark.parametrize(
@@ -487,6 +504,7 @@ def test_the_record_names_the_committed_template_tree(repo: Path) -> None:
         "owner": "data-science",
         "framework": "xgboost",
         "task": "classification",
+        "input": "tabular",
     }
     assert text.endswith("}\n")
     assert git(repo, "status", "--porcelain", "--", "cookiecutter-model") == ""  # the repo's own index untouched

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import shlex
 import shutil
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -91,35 +93,56 @@ def monorepo(tmp_path: Path) -> Path:
 MODEL_OWNED_FILES = {"api_schema.py", "model_io.py", "tests/test_train.py", "tests/test_service.py"}
 MODEL_OWNED_DEFS = {
     "train.py": {"Dataset", "load_data", "split", "build_model", "fit", "evaluate"},
-    "service.py": {"preprocess", "postprocess"},
+    # and the service class: its start-up and endpoints are the data scientist's (issue 21)
+    "service.py": {"preprocess", "postprocess", "{service_class}"},
 }
 
 
 def python_lines(folder: Path) -> dict[str, tuple[int, int]]:
     """(platform lines, model-owned lines) of each Python file of a model folder."""
     split: dict[str, tuple[int, int]] = {}
+    service_class = folder.name.title().replace("_", "")
     for path in sorted(folder.rglob("*.py")):
         name = str(path.relative_to(folder))
         text = path.read_text(encoding="utf-8")
         total = len(text.splitlines())
         owned = total if name in MODEL_OWNED_FILES else 0
+        owned_defs = {d.format(service_class=service_class) for d in MODEL_OWNED_DEFS.get(name, ())}
         for node in ast.parse(text).body if name in MODEL_OWNED_DEFS else []:
-            if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name in MODEL_OWNED_DEFS[name]:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name in owned_defs:
                 first = min([node.lineno] + [d.lineno for d in node.decorator_list])
                 owned += (node.end_lineno or node.lineno) - first + 1
         split[name] = (total - owned, owned)
     return split
 
 
-BAKES = [(framework, task) for framework in FRAMEWORKS for task in TASKS]
+def load_rules() -> ModuleType:
+    """The template's rules (hooks/model_template.py): which input kinds come with which frameworks and tasks."""
+    spec = importlib.util.spec_from_file_location("model_template_rules", TEMPLATE / "hooks/model_template.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-@pytest.mark.parametrize(("framework", "task"), BAKES)
-def test_bake_every_framework_and_task(monorepo: Path, framework: str, task: str) -> None:
-    with bake_project(monorepo, model_name=f"Churn {framework} {task}", framework=framework, task=task) as project:
-        slug = f"churn_{framework}_{task}"
+RULES = load_rules()
+# Every framework x task x input combination the template bakes (tabular: all; text, image: INPUT_EXAMPLES).
+BAKES = [(framework, task, "tabular") for framework in FRAMEWORKS for task in TASKS] + [
+    (framework, task, kind)
+    for kind, (frameworks, tasks) in RULES.INPUT_EXAMPLES.items()
+    for framework in frameworks
+    for task in tasks
+]
+
+
+@pytest.mark.parametrize(("framework", "task", "kind"), BAKES)
+def test_bake_every_framework_task_and_input(monorepo: Path, framework: str, task: str, kind: str) -> None:
+    name = f"Churn {framework} {task}" + ("" if kind == "tabular" else f" {kind}")
+    with bake_project(monorepo, model_name=name, framework=framework, task=task, input=kind) as project:
+        slug = name.lower().replace(" ", "_")
         assert project.name == slug
-        assert files_of(project) == {f.format(slug=slug) for f in EXPECTED_FILES}
+        expected = EXPECTED_FILES if kind == "tabular" else EXPECTED_FILES - {"queries/training.sql"}
+        assert files_of(project) == {f.format(slug=slug) for f in expected}
 
         for path in project.rglob("*"):
             if path.is_file():
@@ -127,7 +150,7 @@ def test_bake_every_framework_and_task(monorepo: Path, framework: str, task: str
                 assert "{{" not in text and "{%" not in text, f"unrendered Jinja in {path}"
 
         config = load_config(project / "config.yaml", check_folder_name=True)
-        assert config.framework == framework
+        assert (config.framework, config.task, config.input) == (framework, task, kind)
 
         requirements = (project / "requirements.txt").read_text()
         assert "bentoml==1.4." in requirements and "-e ../../shared" in requirements
@@ -135,12 +158,17 @@ def test_bake_every_framework_and_task(monorepo: Path, framework: str, task: str
         assert all("==" in line for line in pins), pins
 
         schema, train = (project / "api_schema.py").read_text(), (project / "train.py").read_text()
-        if task == "regression":
+        if kind != "tabular":
+            assert "probabilities: dict[str, float]" in schema and '"accuracy"' in train
+        elif task == "regression":
             assert "value: float" in schema and "CLASS_NAMES" not in schema + train
             assert '"rmse"' in train and '"mae"' in train and '"r2"' in train and "load_diabetes" in train
         else:
             assert "probabilities: dict[str, float]" in schema and '"accuracy"' in train
-        assert f"{config.name.title().replace('_', '')} = build_service(" in (project / "service.py").read_text()
+        service = (project / "service.py").read_text()
+        # visibly a BentoML service class, its model call off the event loop (issue 21)
+        assert f"@bentoml.service(**service_settings(CONFIG))\nclass {config.name.title().replace('_', '')}(" in service
+        assert '@bentoml.api(route="/predict"' in service and "await self.in_thread(model_io.predict" in service
         assert (project / "tests" / "conftest.py").read_text().startswith('pytest_plugins = ["modelkit.testing"]')
 
         lines = python_lines(project)
@@ -163,16 +191,19 @@ def test_every_model_of_this_repository_carries_the_committed_template() -> None
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
-def _bakes_to_run() -> list[tuple[str, str]]:
+def _bakes_to_run() -> list[tuple[str, str, str]]:
+    """MODEL_TEMPLATE_FRAMEWORKS (default sklearn; all), MODEL_TEMPLATE_TASKS, MODEL_TEMPLATE_INPUTS (default every
+    input kind: text and image models exist for the frameworks and tasks of the template's INPUT_EXAMPLES)."""
     chosen = os.environ.get("MODEL_TEMPLATE_FRAMEWORKS", "sklearn")
     frameworks = list(FRAMEWORKS) if chosen == "all" else [f for f in chosen.split(",") if f]
     tasks = [t for t in os.environ.get("MODEL_TEMPLATE_TASKS", ",".join(TASKS)).split(",") if t]
-    return [(framework, task) for framework in frameworks for task in tasks]
+    kinds = [k for k in os.environ.get("MODEL_TEMPLATE_INPUTS", "tabular,text,image").split(",") if k]
+    return [bake for bake in BAKES if bake[0] in frameworks and bake[1] in tasks and bake[2] in kinds]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("framework", "task"), _bakes_to_run())
-def test_baked_model_passes_its_own_tests_and_fuzzing(monorepo: Path, framework: str, task: str) -> None:
+@pytest.mark.parametrize(("framework", "task", "kind"), _bakes_to_run())
+def test_baked_model_passes_its_own_tests_and_fuzzing(monorepo: Path, framework: str, task: str, kind: str) -> None:
     """Bake -> the model's own tests and the modelkit contract in its own env -> train, build and fuzz it."""
     result = run(
         sys.executable,
@@ -182,14 +213,16 @@ def test_baked_model_passes_its_own_tests_and_fuzzing(monorepo: Path, framework:
         "-o",
         "models",
         "--no-input",
-        f"model_name=Fresh {framework} {task}",
+        f"model_name=Fresh {framework} {task} {kind}",
         f"framework={framework}",
         f"task={task}",
+        f"input={kind}",
         cwd=monorepo,
     )
     assert result.returncode == 0, result.stderr
-    slug = f"fresh_{framework}_{task}"
-    assert load_config(monorepo / "models" / slug / "config.yaml").task == task
+    slug = f"fresh_{framework}_{task}_{kind}"
+    config = load_config(monorepo / "models" / slug / "config.yaml")
+    assert (config.task, config.input) == (task, kind)
     tox = run(
         sys.executable, "-m", "tox", "--workdir", str(monorepo / ".tox"), "run", "-e", f"model-{slug}", cwd=monorepo
     )
@@ -203,5 +236,23 @@ def test_baked_model_passes_its_own_tests_and_fuzzing(monorepo: Path, framework:
     modelctl = [sys.executable, "-m", "modelctl.main"]
     for command in (["train", slug], ["build", slug], ["fuzz", slug, "--examples", "20"]):
         step = subprocess.run([*modelctl, *command], cwd=monorepo, capture_output=True, text=True, env=env, check=False)
+        if kind == "image" and command[0] == "fuzz":
+            assert_only_image_content_is_refused(step)
+            return
         assert step.returncode == 0, f"modelctl {' '.join(command)}:\n{step.stdout[-3000:]}\n{step.stderr[-3000:]}"
     assert "5xx responses: 0" in step.stdout and "### Fuzz PASS" in step.stdout
+
+
+def assert_only_image_content_is_refused(step: subprocess.CompletedProcess[str]) -> None:
+    """An image model's fuzz: no 5xx, bounded errors, ready afterwards; the one known failure is schemathesis's
+    positive-data check. /docs.json can say "a base64 string" but not "a decodable PNG or JPEG", so schema-valid
+    strings (e.g. "0") get the documented 400 and schemathesis reports them as wrongly refused. Until `modelctl fuzz`
+    generates real images for image fields (issue 21, left open), that is the only problem this allows."""
+    output = step.stdout + step.stderr
+    assert "5xx responses: 0" in output and "ready afterwards: yes" in output, output[-3000:]
+    if step.returncode == 0:
+        return
+    found = output.split("fuzzing found problems: ", 1)
+    assert len(found) == 2, output[-3000:]
+    problems = [p for p in found[1].strip().split("; ") if p.strip()]
+    assert problems and all("Schema-valid request rejected" in p for p in problems), problems

@@ -1,4 +1,82 @@
 {%- set dataset = "diabetes" if cookiecutter.task == "regression" else cookiecutter.__dataset -%}
+{%- if cookiecutter.input == "text" -%}
+"""The API contract of {{ cookiecutter.model_slug }}: what a request row is and what a prediction is.
+
+A row is one message (any language, any Unicode) of at most `serving.max_text_chars` characters (config.yaml):
+a longer one is refused with 400 naming the field. `train.py` reads the field names from here too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelkit import load_config
+
+CLASS_NAMES = ("acceptable", "abusive")
+MAX_CHARS = load_config(Path(__file__).with_name("config.yaml")).serving.max_text_chars
+
+
+class Features(BaseModel):
+    """One message to moderate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_CHARS, description="the message")]
+
+
+FEATURES: tuple[str, ...] = tuple(Features.model_fields)
+
+
+class Prediction(BaseModel):
+    """The prediction for one row, in request order."""
+
+    label: str = Field(description="the most likely class")
+    class_id: int = Field(description="index of `label` in the model's classes")
+    probabilities: dict[str, float] = Field(description="probability of every class; sums to 1")
+{%- elif cookiecutter.input == "image" -%}
+"""The API contract of {{ cookiecutter.model_slug }}: what a request row is and what a prediction is.
+
+A row is one image, base64-encoded in JSON, of a format in `serving.image_formats`, at most
+`serving.max_image_bytes` bytes and `serving.max_image_pixels` pixels (config.yaml): anything else (not base64,
+not an image, another format, too big, a decompression bomb) is refused with 400 naming the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelkit import load_config
+from modelkit.images import ImageLimits, base64_image
+
+CLASS_NAMES = tuple(str(digit) for digit in range(10))
+LIMITS = ImageLimits.of(load_config(Path(__file__).with_name("config.yaml")))
+SIZE = (8, 8)  # (width, height) the model reads: scikit-learn's digits, 0 (black) to 16 (white)
+Image = base64_image(LIMITS)
+
+
+class Features(BaseModel):
+    """One picture of a handwritten digit, white on black."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: Image
+
+
+FEATURES: tuple[str, ...] = tuple(Features.model_fields)
+
+
+class Prediction(BaseModel):
+    """The prediction for one row, in request order."""
+
+    label: str = Field(description="the most likely digit")
+    class_id: int = Field(description="index of `label` in the model's classes")
+    probabilities: dict[str, float] = Field(description="probability of every class; sums to 1")
+{%- else -%}
 """The API contract of {{ cookiecutter.model_slug }}: what a request row is and what a prediction is.
 
 `train.py` reads feature names from here too, so training and serving can never disagree
@@ -90,4 +168,5 @@ class Prediction(BaseModel):
     label: str = Field(description="the most likely class")
     class_id: int = Field(description="index of `label` in the model's classes")
     probabilities: dict[str, float] = Field(description="probability of every class; sums to 1")
+{%- endif %}
 {%- endif %}

@@ -153,3 +153,111 @@ def test_a_metric_that_is_not_finite_is_null_as_the_document_says() -> None:
     data = json.loads(info.model_dump_json())
     assert data["metrics"] == {"r2": None, "rmse": 1.5, "mae": None}
     jsonschema.validate(data, ModelInfo.model_json_schema())
+
+
+# --- the class form a model's service.py takes (issue 21) ------------------------------------------------------
+
+CLASS_SERVICE = """\
+from __future__ import annotations
+
+from pathlib import Path
+
+import bentoml
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from modelkit import api_options, load_config, model_ref
+from modelkit.service import ModelService, feature_matrix, request_rows, response_of, service_settings
+
+HERE = Path(__file__).parent
+CONFIG = load_config(HERE / "config.yaml")
+STARTS = []
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    a: float
+    b: float
+
+
+class Value(BaseModel):
+    value: float
+
+
+Rows = request_rows(Row, CONFIG)
+Values = response_of(Value)
+
+
+@bentoml.service(**service_settings(CONFIG))
+class ClassToy(ModelService):
+    config = CONFIG
+    bento_model = bentoml.models.BentoModel(model_ref(CONFIG.name, HERE))
+
+    def setup(self) -> None:
+        STARTS.append(self.bento_model.tag)
+        self.weights = np.load(self.bento_model.path_of("weights.npy"))
+
+    @bentoml.api(route="/predict", **api_options(CONFIG))
+    async def predict(self, instances: Rows) -> Values:
+        rows = feature_matrix(instances, ["a", "b"])
+        values = await self.in_thread(np.matmul, rows, self.weights)
+        return [Value(value=float(v)) for v in values]
+
+    @bentoml.api(route="/double")
+    async def double(self, x: float) -> float:
+        return 2 * x
+"""
+
+
+@pytest.fixture(scope="module")
+def class_service(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    import importlib.util
+
+    import bentoml
+
+    folder = tmp_path_factory.mktemp("class_toy")
+    # metrics off: the module's first client registered BentoML's Prometheus metrics in this process already
+    config = CONFIG.replace("toy_regressor", "class_toy").replace("max_rows: 50,", "max_rows: 50, metrics: false,")
+    (folder / "config.yaml").write_text(config)
+    (folder / "service.py").write_text(CLASS_SERVICE)
+    metadata = {"metrics": {"rmse": 0.25}, "features": ["a", "b"]}
+    with bentoml.models.create("class_toy", metadata=metadata) as stored:
+        np.save(stored.path_of("weights.npy"), np.array([1.0, 2.0]))
+    spec = importlib.util.spec_from_file_location("class_toy_service", folder / "service.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules[spec.name] = module  # bentoml resolves the annotations in the module's namespace
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_service_class_gets_the_guards_metadata_and_its_own_endpoints(class_service: Any) -> None:
+    service = class_service.ClassToy
+    assert service.name == "class_toy" and service.apis["predict"].batchable
+    assert set(service.apis) == {"predict", "metadata", "double"}
+    assert [cls.__name__ for cls, _ in service.middlewares] == ["RequestLimits", "ErrorBodies"]
+    with TestClient(service.to_asgi(), raise_server_exceptions=False) as test_client:
+        assert len(class_service.STARTS) == 1, "setup runs once at start-up"
+        response = test_client.post("/predict", json={"instances": [{"a": 1, "b": 2}]})
+        assert response.status_code == 200 and response.json() == [{"value": 5.0}], response.text
+        info = test_client.post("/metadata", json={}).json()
+        assert (info["features"], info["classes"], info["metrics"]) == (["a", "b"], [], {"rmse": 0.25})
+        assert test_client.post("/double", json={"x": 2}).json() == 4
+        # the guards answer for the model's own endpoint too
+        assert test_client.post("/double", content=b"{}", headers={"content-type": "text/csv"}).status_code == 415
+        assert test_client.post("/predict", json={"instances": [{"a": 1}] * 51}).status_code == 400
+
+
+def test_text_matrix_keeps_text_fields_as_objects() -> None:
+    from modelkit.service import text_matrix
+
+    class Message(BaseModel):
+        title: str
+        body: str
+
+    rows = [Message(title="hi", body="naïve 👍"), Message(title="", body="x")]
+    assert text_matrix(rows, ["body"]).tolist() == [["naïve 👍"], ["x"]]
+    matrix = text_matrix(rows, ["body", "title"])
+    assert matrix.dtype == object and matrix.tolist() == [["naïve 👍", "hi"], ["x", ""]]

@@ -21,7 +21,11 @@ import pytest
 
 from api_schema import CLASS_NAMES
 
-{% if dataset == "iris" -%}
+{% if cookiecutter.input == "text" -%}
+EXPECTED_LABELS = ["acceptable", "abusive"]
+{%- elif cookiecutter.input == "image" -%}
+EXPECTED_LABELS = ["0", "7"]
+{%- elif dataset == "iris" -%}
 EXPECTED_LABELS = ["setosa", "virginica"]
 {%- else -%}
 EXPECTED_LABELS = ["class_0", "class_2"]

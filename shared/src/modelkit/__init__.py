@@ -5,7 +5,7 @@ Imported here: what `modelctl` needs too (no bentoml, numpy or locust). A model 
 (ModelUser) and the pytest plugin `modelkit.testing`.
 """
 
-from modelkit.config import ENVIRONMENTS, FRAMEWORKS, SCHEMA_VERSION, TARGETS, TASKS, ModelConfig
+from modelkit.config import ENVIRONMENTS, FRAMEWORKS, INPUTS, SCHEMA_VERSION, TARGETS, TASKS, ModelConfig
 from modelkit.errors import MAX_ERROR_BYTES, ErrorBodies
 from modelkit.loader import ConfigError, ConfigProblem, load_config, parse_config, read_yaml
 from modelkit.logs import configure_logging
@@ -23,6 +23,7 @@ __all__ = [
     "ENVIRONMENTS",
     "MAX_ERROR_BYTES",
     "FRAMEWORKS",
+    "INPUTS",
     "SCHEMA_VERSION",
     "TARGETS",
     "TASKS",

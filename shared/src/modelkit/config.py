@@ -17,14 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 SCHEMA_VERSION = 1
 
-Framework = Literal["sklearn", "xgboost", "lightgbm", "pytorch"]
+Framework = Literal["sklearn", "xgboost", "lightgbm", "pytorch", "catboost", "tensorflow", "custom"]
 Task = Literal["classification", "regression"]
+Input = Literal["tabular", "text", "image"]  # what a request row carries (issue 21)
+ImageFormat = Literal["PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"]  # Pillow's names
 Target = Literal["local", "kubernetes", "bentocloud"]
 EnvName = Literal["staging", "production"]
 
 # The one source of these lists: everything else (template rules, CLI choices, tests) derives from them.
 FRAMEWORKS: tuple[str, ...] = get_args(Framework)
 TASKS: tuple[str, ...] = get_args(Task)
+INPUTS: tuple[str, ...] = get_args(Input)
 TARGETS: tuple[str, ...] = get_args(Target)
 ENVIRONMENTS: tuple[str, ...] = get_args(EnvName)
 
@@ -64,6 +67,10 @@ class Ports(_Section):
         return self
 
 
+def _default_image_formats() -> list[ImageFormat]:
+    return ["PNG", "JPEG"]
+
+
 class Serving(_Section):
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     concurrency: Literal["async", "threads"] = "async"
@@ -88,6 +95,13 @@ class Serving(_Section):
     # Off by default: a log line per request cost BentoML 1.29x -> 0.91x of the FastAPI baseline's
     # throughput (bench/serving.py); /metrics still counts every request. Turn on to debug.
     access_log: bool = False
+    # Limits of text and image inputs (input: text, image; issue 21). A longer text field or a larger, bigger or
+    # other-format image gets 400 naming the field; the whole body stays bounded by max_request_bytes (413).
+    max_text_chars: Annotated[int, Field(ge=1, le=1_000_000)] = 5000
+    max_image_bytes: Annotated[int, Field(ge=64, le=1_073_741_824)] = 524_288
+    # Width x height: a small file can declare a huge image (a decompression bomb); refused before it is decoded.
+    max_image_pixels: Annotated[int, Field(ge=1, le=200_000_000)] = 4_000_000
+    image_formats: Annotated[list[ImageFormat], Field(min_length=1)] = Field(default_factory=_default_image_formats)
 
 
 class LoadTest(_Section):
@@ -221,8 +235,60 @@ class Notify(_Section):
     slack_channel: Annotated[str, Field(pattern=r"^#[a-z0-9_.-]{1,80}$")] | None = None
 
 
+_DURATION = r"^[0-9]+(\.[0-9]+)?(s|m|h|d|w)$"
+# Fields of a request row (or prediction columns) a model may name in monitor.sensitive.
+_FIELD = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+
+
+SmokeEnv = Literal["dev", "staging", "production"]
+
+
+def _default_smoke_envs() -> list[SmokeEnv]:
+    return ["dev", "staging"]
+
+
+class SmokeLoad(_Section):
+    """What the post-deploy watch sends itself where no real traffic arrives (issue 22, item 6)."""
+
+    # Where the watch may send synthetic requests; production only when listed here.
+    environments: list[SmokeEnv] = Field(default_factory=_default_smoke_envs)
+    rate_per_s: Annotated[float, Field(gt=0, le=1000)] = 5.0
+
+
+class Monitor(_Section):
+    """Prediction logs, drift and quality monitoring (issue 22). Drift statistics come from SciPy."""
+
+    # Share of requests whose rows and predictions are logged (1.0: all; 0: logging off).
+    sample_rate: Annotated[float, Field(ge=0, le=1)] = 1.0
+    # Request fields that never reach the log as they are: "drop" leaves them out, "hash" keeps a salted sha256.
+    sensitive: dict[Annotated[str, Field(pattern=_FIELD)], Literal["drop", "hash"]] = Field(default_factory=dict)
+    # Rows held in a service worker's memory before they are written; beyond it rows are dropped and counted.
+    buffer_rows: Annotated[int, Field(ge=100, le=10_000_000)] = 50_000
+    flush_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    # Drift tests: two-sample Kolmogorov-Smirnov for numbers, chi-square for categories, or PSI for both.
+    numeric_test: Literal["ks", "psi"] = "ks"
+    categorical_test: Literal["chi2", "psi"] = "chi2"
+    threshold: Annotated[float, Field(gt=0, lt=1)] = 0.01  # p-value below it (ks, chi2): the column drifted
+    psi_threshold: Annotated[float, Field(gt=0)] = 0.2  # PSI above it: the column drifted
+    # Drift is declared when at least this share of the features drifted, or the predictions did.
+    drift_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    min_rows: Annotated[int, Field(ge=1, le=100_000_000)] = 200
+    window: Annotated[str, Field(pattern=_DURATION)] = "24h"  # default --since
+    # Quality once labels arrive: the live value of retrain.metric may be worse than the training value by this much.
+    max_metric_drop: Annotated[float, Field(ge=0)] = 0.05
+    min_labels: Annotated[int, Field(ge=1)] = 50
+    schedule: str | None = "30 5 * * *"  # cron, UTC: the scheduled monitor (GitHub workflow, Airflow DAG)
+    retrain_on_drift: bool = False  # drift or a quality breach starts a retrain (which must still beat the champion)
+    smoke: SmokeLoad = SmokeLoad()
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else _check_cron(value)
+
+
 class ModelConfig(_Section):
-    """A model's `config.yaml`: identity, serving, load test, deploy, retrain, CI, notify."""
+    """A model's `config.yaml`: identity, serving, load test, deploy, retrain, CI, notify, monitor."""
 
     model_config = ConfigDict(
         strict=True,
@@ -238,12 +304,14 @@ class ModelConfig(_Section):
     owner: Annotated[str, Field(min_length=1, max_length=200)]
     framework: Framework
     task: Task = "classification"
+    input: Input = "tabular"
     serving: Serving = Serving()
     loadtest: LoadTest = LoadTest()
     deploy: Deploy = Deploy()
     retrain: Retrain = Retrain()
     ci: CI = CI()
     notify: Notify = Notify()
+    monitor: Monitor = Monitor()
 
     @model_validator(mode="before")
     @classmethod

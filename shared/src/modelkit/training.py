@@ -1,4 +1,5 @@
-"""Helpers every model's ``train.py`` uses: training data from SQL, and the commit a model was trained at."""
+"""Helpers every model's ``train.py`` uses: training data from SQL, the commit a model was trained at, and the
+reference a new model version keeps of its training data (what ``modelctl monitor`` measures drift against)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import os
 import re
 import subprocess
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+REFERENCE_ROWS = 5000  # rows of the training data kept as the reference (a uniform sample)
 
 # Rows converted to float64 at a time by the generic (row-at-a-time DB-API) path.
 _ROWS_PER_CHUNK = 65_536
@@ -269,3 +272,86 @@ def git_commit(cwd: Path | None = None) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return result.stdout.strip()
+
+
+def save_reference(
+    tag: str,
+    features: Any,
+    output: Any,
+    *,
+    names: Sequence[str] = (),
+    classes: Sequence[str] = (),
+    target: Any = None,
+    sensitive: Mapping[str, str] | None = None,
+    rows: int = REFERENCE_ROWS,
+    seed: int = 0,
+) -> Path:
+    """Keep a sample of the training data and of the model's own output on it with model version ``tag``.
+
+    ``features``: a float array (rows, len(names)) or a sequence of request rows (mappings, or the request
+    model's instances: text and base64 images then get the log's derived columns); ``output``: the
+    model's raw output for those rows (what ``model_io.predict`` returns; the service logs the same);
+    ``target``: the true values (optional). Written as ``reference.parquet`` in the version's folder of the
+    BentoML store, with the same columns as the prediction log (``modelkit.predlog``), so it travels with the
+    model (export, import, bento). ``train.py`` calls it right after ``model_io.save``::
+
+        tag = model_io.save(model, metrics, labels)
+        save_reference(tag, train_set.features, model_io.predict(model, train_set.features),
+                       names=FEATURES, classes=CLASS_NAMES, target=train_set.target)
+    """
+    import bentoml
+
+    from modelkit import predlog
+
+    table = reference_table(
+        features, output, names=names, classes=classes, target=target, sensitive=sensitive, rows=rows, seed=seed
+    )
+    path = Path(bentoml.models.get(tag).path) / predlog.REFERENCE_FILE
+    predlog.atomic_write(path, predlog.parquet_bytes(table))
+    return path
+
+
+def reference_table(
+    features: Any,
+    output: Any,
+    *,
+    names: Sequence[str] = (),
+    classes: Sequence[str] = (),
+    target: Any = None,
+    sensitive: Mapping[str, str] | None = None,
+    rows: int = REFERENCE_ROWS,
+    seed: int = 0,
+) -> Any:
+    """The reference as an Arrow table (see :func:`save_reference`); ``target`` becomes ``label`` (class names for
+    classification). Raises ValueError naming what does not fit."""
+    from modelkit import predlog
+
+    if isinstance(features, np.ndarray):
+        if features.ndim != 2 or features.shape[1] != len(names):
+            raise ValueError(
+                f"features has shape {features.shape}; expected (rows, {len(names)}) for names {list(names)}"
+            )
+        records = [dict(zip(names, row, strict=True)) for row in features.tolist()]
+        encoded: frozenset[str] = frozenset()
+    else:
+        given = list(features)
+        encoded = predlog.encoded_fields(type(given[0])) if given else frozenset()
+        records = [predlog.as_dict(row) for row in given]
+    count = len(records)
+    if not count:
+        raise ValueError("no rows to keep as the reference")
+    predicted = predlog.prediction_values(output, classes, count)
+    truth = None if target is None else np.asarray(target).tolist()
+    if truth is not None and len(truth) != count:
+        raise ValueError(f"target has {len(truth)} values for {count} rows")
+    picked = sorted(np.random.default_rng(seed).choice(count, size=min(rows, count), replace=False).tolist())
+    kept = sensitive or {}
+    table_rows = []
+    for index in picked:
+        row: dict[str, Any] = predlog.row_values(records[index], kept, encoded=encoded)
+        row.update(predicted[index])
+        if truth is not None:
+            value = truth[index]
+            row[predlog.TRUTH] = classes[int(value)] if classes else float(value)
+        table_rows.append(row)
+    return predlog.to_table(table_rows, {predlog.ROWS_META: str(count).encode()})

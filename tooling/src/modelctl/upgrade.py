@@ -982,7 +982,7 @@ def infer_answers(model_dir: Path) -> dict[str, Any]:
             (ln[2:].strip() for ln in readme.read_text(encoding="utf-8").splitlines() if ln.startswith("# ")), ""
         )
     answers: dict[str, Any] = {"model_name": title or slug.replace("_", " ").title(), "model_slug": slug}
-    for key in ("description", "owner", "framework", "task"):
+    for key in ("description", "owner", "framework", "task", "input"):
         if isinstance(data.get(key), str):
             answers[key] = data[key]
     return answers
@@ -1039,7 +1039,7 @@ def _adopt(upgrader: Upgrader, slug: str, tree: str, commit: str, rev: str, forc
 # Answers a model's config.yaml also holds: when a record lacks one (an older template did not ask, or the record
 # was edited), the model's own value is the answer, never the template's default (a regression model must not be
 # merged against a classifier's bake).
-_CONFIG_ANSWERS = ("description", "owner", "framework", "task")
+_CONFIG_ANSWERS = ("description", "owner", "framework", "task", "input")
 
 
 def _with_config_answers(record: Record, model_dir: Path) -> Record:

@@ -59,6 +59,7 @@ def test_records_answers_and_template_version(cli: Cli, monorepo: Path) -> None:
             "owner": "data-science",
             "framework": "lightgbm",
             "task": "regression",
+            "input": "tabular",
         },
     }
     assert load_config(monorepo / "models/fraud_scorer/config.yaml").retrain.metric == "rmse"

@@ -43,7 +43,16 @@ def _numeric_field(sample: dict[str, Any]) -> str:
     for name, value in sample["instances"][0].items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(name)
-    pytest.skip("the sample's first row has no numeric field")
+    pytest.skip("the sample's first row has no numeric field (text and image rows are checked by their own tests)")
+
+
+def _invalid_row(sample: dict[str, Any], value: str) -> tuple[dict[str, Any], str]:
+    """A one-row request that ``value`` makes invalid, and the field the 400 names: a numeric field set to the
+    string ``value``, or (a row without numbers: text, image) an unknown field carrying it."""
+    for name, current in sample["instances"][0].items():
+        if isinstance(current, int | float) and not isinstance(current, bool):
+            return _row(sample, **{name: value}), str(name)
+    return _row(sample, unknown_field=value), "unknown_field"
 
 
 def _documented(openapi: dict[str, Any], path: str, response: Any) -> None:
@@ -63,10 +72,13 @@ def _documented(openapi: dict[str, Any], path: str, response: Any) -> None:
 # --- training --------------------------------------------------------------------------------
 
 
-def test_data_matches_the_api_contract() -> None:
+def test_data_matches_the_api_contract(model_config: ModelConfig) -> None:
     train, schema = _module("train"), _module("api_schema")
     data = train.load_data()
-    assert data.features.ndim == 2 and data.features.shape[1] == len(schema.Features.model_fields)
+    if model_config.input == "image":  # (rows, height, width): one image per row, as preprocess makes them
+        assert data.features.ndim == 3 and len(schema.Features.model_fields) == 1
+    else:  # one column per request field (numbers, or text)
+        assert data.features.ndim == 2 and data.features.shape[1] == len(schema.Features.model_fields)
     assert len(data.target) == data.features.shape[0] > 0
 
 
@@ -325,8 +337,8 @@ def test_client_errors_are_logged_in_one_line_without_values(
     client: Any, sample: dict[str, Any], model_config: ModelConfig, request_log: _Records
 ) -> None:
     secret = "value-that-must-not-be-logged"  # pragma: allowlist secret
-    field = _numeric_field(sample)
-    assert _post(client, _row(sample, **{field: secret})).status_code == 400
+    invalid, _ = _invalid_row(sample, secret)
+    assert _post(client, invalid).status_code == 400
     body, _, _ = _many_errors(sample, model_config)
     assert _raw(client, body).status_code == 400
     assert len(request_log.lines) == 2 and request_log.tracebacks == 0, request_log.lines
@@ -336,7 +348,7 @@ def test_client_errors_are_logged_in_one_line_without_values(
 def test_error_bodies_match_the_openapi_document(
     client: Any, sample: dict[str, Any], model_config: ModelConfig, openapi: dict[str, Any]
 ) -> None:
-    field = _numeric_field(sample)
+    invalid, _ = _invalid_row(sample, "x")
     big = b'{"instances": [' + b" " * model_config.serving.max_request_bytes + b"]}"
     for path in ("/predict", "/metadata"):
         answers = [
@@ -348,10 +360,94 @@ def test_error_bodies_match_the_openapi_document(
         ]
         if path == "/predict":
             many, _, _ = _many_errors(sample, model_config)
-            answers += [_post(client, _row(sample, **{field: "x"})), _raw(client, many)]
+            answers += [_post(client, invalid), _raw(client, many)]
         assert {a.status_code for a in answers} == {400, 413, 415}
         for answer in answers:
             _documented(openapi, path, answer)
+
+
+# --- text and image rows (input: text, image) ------------------------------------------------------
+
+
+def _text_fields(model_config: ModelConfig) -> list[tuple[str, int]]:
+    """(field, maxLength) of every string field of a text model's request row."""
+    if model_config.input != "text":
+        pytest.skip("not a text model (config.yaml input)")
+    properties = _module("api_schema").Features.model_json_schema().get("properties", {})
+    fields = [(name, int(spec["maxLength"])) for name, spec in properties.items() if spec.get("type") == "string"]
+    assert fields and all(limit == model_config.serving.max_text_chars for _, limit in fields), (
+        f"every text field is limited by serving.max_text_chars: {fields}"
+    )
+    return fields
+
+
+UNICODE_TEXTS = [
+    "naïve café, crème brûlée",
+    "日本語のテキストです",
+    "مرحبا بالعالم",  # right to left
+    "👩‍👩‍👧‍👦 family, 🏳️‍🌈 flag, 👍🏽 thumbs",  # joiners, modifiers
+    "e\u0301\u0301\u0301 combining marks",
+    "zero\u200bwidth\u200d and a BOM \ufeff",
+    "\u202eright-to-left override",
+    "tab\tnew\nline\rcarriage",
+    "nul \u0000 inside",
+    "\U0001d54f\U0001d560\U0001d565 astral",
+    " ",
+]
+
+
+@pytest.mark.parametrize("text", UNICODE_TEXTS)
+def test_any_unicode_text_is_answered(
+    client: Any, sample: dict[str, Any], model_config: ModelConfig, text: str
+) -> None:
+    for field, _ in _text_fields(model_config):
+        response = _post(client, _row(sample, **{field: text}))
+        assert response.status_code == 200, (field, text, response.text)
+
+
+def test_lone_surrogates_get_an_answer_not_a_server_error(
+    client: Any, sample: dict[str, Any], model_config: ModelConfig, openapi: dict[str, Any]
+) -> None:
+    for field, _ in _text_fields(model_config):
+        body = json.dumps(_row(sample, **{field: "__TOKEN__"})).replace("__TOKEN__", "\\ud800 and \\udfff")
+        response = _raw(client, body)
+        assert response.status_code in (200, 400), response.text
+        if response.status_code == 400:
+            _documented(openapi, "/predict", response)
+
+
+def test_text_over_the_limit_is_400_naming_the_field(
+    client: Any, sample: dict[str, Any], model_config: ModelConfig
+) -> None:
+    for field, limit in _text_fields(model_config):
+        assert limit + 100 < model_config.serving.max_request_bytes, "the body limit would answer first"
+        at_limit = _post(client, _row(sample, **{field: "é" * limit}))
+        assert at_limit.status_code == 200, at_limit.text
+        response = _post(client, _row(sample, **{field: "é" * (limit + 1)}))
+        assert response.status_code == 400 and field in response.text, response.text
+        for value in (5, None, ["a"], {"text": "a"}, ""):
+            response = _post(client, _row(sample, **{field: value}))
+            assert response.status_code == 400 and field in response.text, (value, response.text)
+
+
+def test_hostile_images_get_a_documented_400_or_413_never_a_server_error(
+    client: Any, sample: dict[str, Any], model_config: ModelConfig, openapi: dict[str, Any]
+) -> None:
+    from modelkit.testing.hostile import hostile_images
+
+    if model_config.input != "image":
+        pytest.skip("not an image model (config.yaml input)")
+    (field,) = _module("api_schema").Features.model_fields
+    answers = {}
+    for name, text in hostile_images(model_config).items():
+        response = _post(client, _row(sample, **{field: text}))
+        answers[name] = response.status_code
+        assert response.status_code in (400, 413), (name, response.text)
+        _documented(openapi, "/predict", response)
+        if response.status_code == 400:
+            assert field in response.text, (name, response.text)
+    assert client.get("/readyz").status_code == 200
+    assert answers["decompression bomb (declares 2 gigapixels)"] == 400, answers
 
 
 # --- the notebook ----------------------------------------------------------------------------

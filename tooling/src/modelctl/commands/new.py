@@ -9,9 +9,9 @@ from modelctl.console import out
 from modelctl.errors import TemplateError
 from modelctl.repo import Repo, find_repo
 from modelctl.template import load_template
-from modelkit import FRAMEWORKS, TASKS
+from modelkit import FRAMEWORKS, INPUTS, TASKS
 
-FIELDS = ("model_name", "model_slug", "description", "owner", "framework", "task")
+FIELDS = ("model_name", "model_slug", "description", "owner", "framework", "task", "input")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--owner")
     parser.add_argument("--framework", choices=FRAMEWORKS)
     parser.add_argument("--task", choices=TASKS)
+    parser.add_argument("--input", choices=INPUTS, help="what a request carries (default: tabular)")
     parser.add_argument("--no-input", action="store_true", help="do not prompt; use defaults for the rest")
     parser.add_argument("--output-dir", type=Path, help="where to create the model (default: the repo's models/)")
     parser.set_defaults(

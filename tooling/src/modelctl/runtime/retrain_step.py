@@ -29,14 +29,17 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         data = train.load_data()
         np.savez(data_file, features=data.features, target=data.target)
         return {"rows": int(len(data.target))}
-    with np.load(data_file) as saved:
+    with np.load(data_file, allow_pickle=True) as saved:  # text features are object arrays; this run's own file
         data = train.Dataset(saved["features"], saved["target"])
     train_set, holdout = train.split(data)
     if spec["phase"] == "train":
         candidate = train.fit(train.build_model(), train_set)
         metrics = train.evaluate(candidate, holdout)
         labels = {"framework": spec.get("framework", "retrain"), "git_commit": train.git_commit(), "stage": "candidate"}
-        return {"candidate": model_io.save(candidate, metrics, labels)}
+        tag = model_io.save(candidate, metrics, labels)
+        if hasattr(train, "remember"):  # the training reference, which monitoring compares the log with
+            train.remember(tag, candidate, train_set)
+        return {"candidate": tag}
     result = {"candidate_metrics": train.evaluate(model_io.load(stored(spec["candidate"], "candidate")), holdout)}
     if spec.get("champion"):
         result["champion_metrics"] = train.evaluate(model_io.load(stored(spec["champion"], "champion")), holdout)

@@ -1,0 +1,585 @@
+"""The prediction log (issue 22): what a served model was asked and what it answered, as Parquet in the state store.
+
+The service's ``predict`` calls :meth:`PredictionLog.record` with the request rows and the model's raw output. That
+call only decides the sample (``monitor.sample_rate``) and appends references to a bounded in-memory buffer
+(``monitor.buffer_rows``); a background thread turns them into columns and writes one Parquet part per flush to
+
+    <store>/predictions/<model>/<env>/<YYYY-MM-DD>/<time>-<pid>-<seq>.parquet
+
+so serving never waits for the store: a full buffer or a failed write drops rows, and each drop is counted (the
+Prometheus counter ``modelkit_predlog_dropped_rows_total{reason}`` on ``/metrics``, a warning line, and the next
+part's ``modelkit.dropped`` metadata, which ``modelctl monitor`` reports).
+
+Where the log goes is given to the service process by environment variables (nothing else is needed: the process
+gets no state-store credentials from modelkit):
+
+- ``MODELKIT_PREDLOG_URL``: the store root, a folder or ``s3://bucket/prefix`` (needs ``s3fs`` in the model's
+  environment; credentials from the usual AWS variables; endpoint from ``MODELKIT_PREDLOG_ENDPOINT_URL``). Unset:
+  nothing is logged.
+- ``MODELKIT_ENV``: the environment name in the partition (default ``dev``).
+
+Columns: ``_ts`` (UTC), ``_version`` (the model version), ``_row_key`` (a hash of the row's non-sensitive fields:
+ground truth that arrives later joins on it), ``feature.<field>`` per request field and derived
+``feature.<field>.<stat>`` for text (``length``, ``words``), base64 images (``bytes``, ``width``, ``height``,
+``mean``, ``std``; the image itself is not kept), sequences (``len``, ``mean``, ``std``: embeddings) and bytes
+(``bytes``); ``prediction.label`` and ``prediction.confidence`` (classification) or ``prediction.value``.
+A field named in ``monitor.sensitive`` is left out (``drop``) or kept as a salted hash (``hash``; salt from
+``MODELKIT_PREDLOG_SALT``) with no derived statistics.
+
+BentoML's ``bentoml.monitor`` was considered first: its default writer is JSON lines to a local folder per worker
+(through Python logging, for a log forwarder to ship), not day partitions of Parquet in an object store, and its
+API records value by value inside the request (a call per value per column). A custom ``monitor_class`` could
+receive the columns, but the work would still happen in the request path, and ``monitoring.enabled: false``
+silently turns it into a no-op. So the request path here only appends references, and the conversion happens
+off it (measured by ``bench/predlog.py``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import hashlib
+import io
+import logging
+import math
+import os
+import random
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence, Sized
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+
+    from modelkit.config import ModelConfig
+
+ENV_URL = "MODELKIT_PREDLOG_URL"
+ENV_ENDPOINT = "MODELKIT_PREDLOG_ENDPOINT_URL"
+ENV_NAME = "MODELKIT_ENV"
+ENV_SALT = "MODELKIT_PREDLOG_SALT"
+PREFIX = "predictions"
+REFERENCE_FILE = "reference.parquet"
+
+TS = "_ts"
+VERSION = "_version"
+ROW_KEY = "_row_key"
+FEATURE = "feature."
+PREDICTION = "prediction."
+LABEL = "prediction.label"
+CONFIDENCE = "prediction.confidence"
+VALUE = "prediction.value"
+DROPPED_META = b"modelkit.dropped"
+ROWS_META = b"modelkit.training_rows"  # reference: rows of the training data it was sampled from
+TRUTH = "label"  # reference and labels: the true value (class name or number)
+MAX_TEXT = 1000  # characters of a text field kept in the log (its length is kept whole)
+PART_ROWS = 100_000  # rows per Parquet part at most
+CONVERT_S = 0.5  # how often buffered requests become Arrow columns (they are written every monitor.flush_s)
+
+log = logging.getLogger("modelkit.predlog")
+
+Row = Mapping[str, Any]
+
+
+# --- columns ---------------------------------------------------------------------------------------------------
+
+
+def _hashed(value: Any, salt: str) -> str:
+    return hashlib.sha256(f"{salt}\x00{value}".encode()).hexdigest()[:16]
+
+
+def _numbers(value: Any) -> list[float] | None:
+    """A flat list of floats from a (nested) sequence of numbers; None when it is not one."""
+    flat: list[float] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            flat.append(float(item))
+        else:
+            return None
+    return flat
+
+
+_ENCODED: dict[type, frozenset[str]] = {}
+
+
+def encoded_fields(row_type: type) -> frozenset[str]:
+    """Fields of a request model that carry base64 data (``contentEncoding: base64`` in its JSON schema: images)."""
+    known = _ENCODED.get(row_type)
+    if known is not None:
+        return known
+    try:
+        schema = row_type.model_json_schema()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - not a pydantic model, or no schema: no encoded fields
+        schema = {}
+    properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
+    found = frozenset(n for n, p in properties.items() if isinstance(p, dict) and p.get("contentEncoding") == "base64")
+    _ENCODED[row_type] = found
+    return found
+
+
+def image_stats(text: str) -> dict[str, float]:
+    """Size and grayscale statistics of a base64 image (empty when it cannot be decoded or PIL is absent)."""
+    try:
+        import numpy as np
+        from PIL import Image  # type: ignore[import-not-found, unused-ignore]
+
+        with Image.open(io.BytesIO(base64.b64decode(text, validate=False))) as image:
+            pixels = np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - the service validated it; whatever else fails costs only these columns
+        return {}
+    return {"width": float(width), "height": float(height), "mean": float(pixels.mean()), "std": float(pixels.std())}
+
+
+def row_values(
+    row: Row, sensitive: Mapping[str, str], salt: str = "", encoded: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """One request row -> ``{column: value}`` (features only), sensitive fields dropped or hashed.
+
+    Text keeps its first characters and gets ``.length`` and ``.words``; base64 fields (``encoded``: images) are
+    not kept but give ``.bytes`` and, for images, ``.width``, ``.height``, ``.mean`` and ``.std`` (grayscale).
+    """
+    values: dict[str, Any] = {}
+    for name, value in row.items():
+        column = FEATURE + name
+        how = sensitive.get(name)
+        if how == "drop":
+            continue
+        if how == "hash":
+            values[column] = None if value is None else _hashed(value, salt)
+            continue
+        if name in encoded and isinstance(value, str):
+            values[column + ".bytes"] = float(len(value) * 3 // 4)
+            values.update({f"{column}.{stat}": number for stat, number in image_stats(value).items()})
+        elif value is None:
+            values[column] = None
+        elif isinstance(value, bool):
+            values[column] = "true" if value else "false"
+        elif isinstance(value, int | float):
+            values[column] = float(value)
+        elif isinstance(value, str):
+            values[column] = value[:MAX_TEXT]
+            values[column + ".length"] = float(len(value))
+            values[column + ".words"] = float(len(value.split()))
+        elif isinstance(value, bytes | bytearray):
+            values[column + ".bytes"] = float(len(value))
+        elif isinstance(value, list | tuple):
+            numbers = _numbers(value)
+            if numbers is None:
+                values[column + ".len"] = float(len(value))
+            else:
+                count = len(numbers)
+                mean = math.fsum(numbers) / count if count else math.nan
+                spread = math.sqrt(math.fsum((x - mean) ** 2 for x in numbers) / count) if count else math.nan
+                values[column + ".len"] = float(count)
+                values[column + ".mean"] = mean
+                values[column + ".std"] = spread
+        elif isinstance(value, Mapping):
+            nested = row_values({f"{name}.{k}": v for k, v in value.items()}, sensitive, salt, encoded)
+            values.update(nested)
+        else:
+            values[column] = str(value)[:MAX_TEXT]
+    return values
+
+
+def row_key(row: Row, sensitive: Mapping[str, str]) -> str:
+    """The key ground truth joins on: a hash of the row's non-sensitive fields and values (in name order).
+
+    ``repr`` of the items, not JSON: the same for the service and ``modelctl monitor`` (both Python, float fields as
+    floats), and a third of the cost per logged row.
+    """
+    kept = sorted((k, v) for k, v in row.items() if k not in sensitive)
+    return hashlib.blake2b(repr(kept).encode(), digest_size=12).hexdigest()
+
+
+def as_dict(row: Any) -> dict[str, Any]:
+    """A request row (a pydantic model or a mapping) as a plain dict."""
+    dump = getattr(row, "model_dump", None)
+    if callable(dump):
+        result: dict[str, Any] = dump(mode="python")
+        return result
+    return dict(row)
+
+
+def prediction_values(output: Any, classes: Sequence[str], rows: int) -> list[dict[str, Any]]:
+    """The model's raw output for ``rows`` rows -> one ``{column: value}`` per row.
+
+    Classification (``classes`` given): class probabilities (rows, n_classes) give the label and its probability;
+    class ids (rows,) give the label. Otherwise one number per row is ``prediction.value``.
+    """
+    import numpy as np
+
+    array = np.asarray(output)
+    if array.dtype == object or array.shape[:1] != (rows,):
+        return [{} for _ in range(rows)]
+    if classes and array.ndim == 2 and array.shape[1] == len(classes):
+        best = array.argmax(axis=1)
+        confidence = array.max(axis=1)
+        return [
+            {LABEL: classes[int(b)], CONFIDENCE: float(c)}
+            for b, c in zip(best.tolist(), confidence.tolist(), strict=True)
+        ]
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        return [{} for _ in range(rows)]
+    if classes and np.issubdtype(array.dtype, np.integer):
+        return [{LABEL: classes[int(i)] if 0 <= int(i) < len(classes) else str(int(i))} for i in array.tolist()]
+    return [{VALUE: float(v)} for v in array.astype(np.float64).tolist()]
+
+
+def to_table(records: Sequence[Mapping[str, Any]], metadata: Mapping[bytes, bytes] | None = None) -> pa.Table:
+    """Rows of ``{column: value}`` -> an Arrow table: numbers float64, text string, ``_ts`` a UTC timestamp."""
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+
+    names: dict[str, None] = {}
+    for record in records:
+        names.update(dict.fromkeys(record))
+    arrays = []
+    fields = []
+    for name in names:
+        values = [record.get(name) for record in records]
+        if name == TS:
+            kind: pa.DataType = pa.timestamp("us", tz="UTC")
+        elif all(v is None for v in values):
+            kind = pa.null()  # merges with whatever type the column has in other parts
+        elif all(v is None or isinstance(v, float) for v in values):
+            kind = pa.float64()
+        else:
+            kind = pa.string()
+            values = [None if v is None else str(v) for v in values]
+        arrays.append(pa.array(values, type=kind))
+        fields.append(pa.field(name, kind))
+    schema = pa.schema(fields, metadata=dict(metadata or {}))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
+
+
+# --- where parts go --------------------------------------------------------------------------------------------
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """A temp file beside ``path``, renamed over it: a reader sees the whole part or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Destination:
+    """The store root the log is written under: a local folder or an fsspec URL (``s3://bucket/prefix``)."""
+
+    def __init__(self, url: str, endpoint_url: str | None = None) -> None:
+        self.url = url.rstrip("/")
+        scheme, sep, rest = self.url.partition("://")
+        self.local: Path | None = None
+        if not sep:
+            self.local = Path(url)
+        elif scheme == "file":
+            self.local = Path(rest)
+        self.endpoint_url = endpoint_url
+        self._fs: Any = None
+
+    def put(self, key: str, data: bytes) -> None:
+        if self.local is not None:
+            atomic_write(self.local / key, data)
+            return
+        if self._fs is None:
+            import fsspec
+
+            options: dict[str, Any] = {}
+            if self.endpoint_url:
+                options["endpoint_url"] = self.endpoint_url
+            self._fs, _ = fsspec.core.url_to_fs(self.url, **options)
+        with self._fs.open(f"{self.url}/{key}", "wb") as handle:  # one PUT: whole or absent
+            handle.write(data)
+
+
+def partition(model: str, env: str, day: str) -> str:
+    return f"{PREFIX}/{model}/{env}/{day}"
+
+
+# --- the log ---------------------------------------------------------------------------------------------------
+
+
+def _prometheus_counter() -> Callable[[str, int], None]:
+    """Drops counted on the service's /metrics (``modelkit_predlog_dropped_rows_total{reason}``).
+
+    prometheus_client directly, as BentoML 1.4 asks (``bentoml.metrics`` is deprecated): BentoML's /metrics collects
+    every worker's samples from its multiprocess folder.
+    """
+    try:
+        from prometheus_client import Counter
+
+        counter = _COUNTERS.get("dropped")
+        if counter is None:
+            counter = Counter(
+                "modelkit_predlog_dropped_rows",
+                "Prediction-log rows dropped: buffer full, store write failed, or not convertible",
+                ["reason"],
+            )
+            for reason in DROP_REASONS:
+                counter.labels(reason=reason).inc(0)  # shown at 0 before the first drop
+            _COUNTERS["dropped"] = counter
+    except Exception as exc:  # noqa: BLE001 - no metrics is no reason to stop serving
+        log.warning("prediction log: drops are not exported to /metrics (%s: %s)", type(exc).__name__, exc)
+        return lambda _reason, _count: None
+
+    def count(reason: str, rows: int) -> None:
+        counter.labels(reason=reason).inc(rows)
+
+    return count
+
+
+DROP_REASONS = ("buffer_full", "store", "error")
+_COUNTERS: dict[str, Any] = {}
+
+
+@dataclass
+class Stats:
+    """What the log did in this process (for tests, the benchmark and the warning lines)."""
+
+    recorded: int = 0
+    written: int = 0
+    parts: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+class PredictionLog:
+    """Buffers sampled requests and writes them as Parquet parts from a background thread (see the module doc)."""
+
+    def __init__(
+        self,
+        destination: Destination,
+        *,
+        model: str,
+        env: str,
+        version: str,
+        classes: Sequence[str] = (),
+        sample_rate: float = 1.0,
+        sensitive: Mapping[str, str] | None = None,
+        buffer_rows: int = 50_000,
+        flush_s: float = 30.0,
+        salt: str = "",
+        on_drop: Callable[[str, int], None] | None = None,
+        start: bool = True,
+    ) -> None:
+        self.destination = destination
+        self.model, self.env, self.version = model, env, version
+        self.classes = tuple(classes)
+        self.sample_rate = sample_rate
+        self.sensitive = dict(sensitive or {})
+        self.capacity = buffer_rows
+        self.flush_s = flush_s
+        self.salt = salt
+        self.stats = Stats()
+        self._on_drop = on_drop if on_drop is not None else _prometheus_counter()
+        self._random = random.random
+        self._lock = threading.Lock()
+        self._drop_lock = threading.Lock()
+        self._pending: list[tuple[float, Any, Any]] = []
+        self._chunks: dict[str, list[pa.Table]] = {}  # converted, not yet written: per day
+        self._converted = 0
+        self._queued = 0
+        self._unreported = 0  # dropped rows not yet written into a part's metadata
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._seq = 0
+        self._last_warning = 0.0
+        self._thread: threading.Thread | None = None
+        if start:
+            self.start()
+
+    # The request path: a sampling decision and an append, nothing else.
+    def record(self, rows: Sequence[Any], output: Any) -> None:
+        try:
+            if self.sample_rate < 1.0 and self._random() >= self.sample_rate:
+                return
+            count = len(rows)
+            with self._lock:
+                if self._queued + count > self.capacity:
+                    self._drop("buffer_full", count)
+                    return
+                self._pending.append((time.time(), rows, output))
+                self._queued += count
+                self.stats.recorded += count
+                full = self._queued >= min(PART_ROWS, self.capacity // 2)
+            if full:
+                self._wake.set()
+        except Exception:  # noqa: BLE001 - the log never fails a request
+            self._drop("error", len(rows) if isinstance(rows, Sized) else 0)
+
+    def _drop(self, reason: str, rows: int) -> None:
+        with self._drop_lock:
+            self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + rows
+            self._unreported += rows
+        try:
+            self._on_drop(reason, rows)
+        except Exception:  # noqa: BLE001, S110 - counting a drop must not fail either
+            pass
+
+    def start(self) -> None:
+        # pyarrow is imported here, before serving: imported for the first time by the flush thread, a request
+        # thread could meet the half-imported module (scikit-learn looks for pyarrow in sys.modules on every call).
+        import pyarrow  # type: ignore[import-untyped, unused-ignore]  # noqa: F401
+        import pyarrow.parquet  # type: ignore[import-untyped, unused-ignore]  # noqa: F401
+
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="modelkit-predlog", daemon=True)
+            self._thread.start()
+            atexit.register(self.close)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is buffered and stop the thread (at exit; bounded by ``timeout``)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        elif self._thread is None:
+            self.flush()
+
+    def _run(self) -> None:
+        last_write = time.monotonic()
+        while not self._stop.is_set():
+            self._wake.wait(min(CONVERT_S, self.flush_s))
+            self._wake.clear()
+            self.convert()
+            if time.monotonic() - last_write >= self.flush_s or self._converted >= PART_ROWS:
+                self.write()
+                last_write = time.monotonic()
+        self.flush()
+
+    def flush(self) -> int:
+        """Convert and write everything buffered now (one part per day it spans); the number of rows written."""
+        self.convert()
+        return self.write()
+
+    def convert(self) -> None:
+        """Turn the buffered requests into Arrow tables (columns, no Python object per value) until written.
+
+        Done every CONVERT_S rather than once per flush: thousands of request rows held as Python objects for
+        ``flush_s`` would make every full garbage collection of the serving process walk them.
+        """
+        with self._lock:
+            pending, self._pending, self._queued = self._pending, [], 0
+        if not pending:
+            return
+        try:
+            for day, records in self._columns(pending).items():
+                self._chunks.setdefault(day, []).append(to_table(records))
+                self._converted += len(records)
+        except Exception as exc:  # noqa: BLE001 - rows that cannot be converted are dropped, counted
+            self._drop("error", sum(len(rows) for _, rows, _ in pending))
+            self._warn(f"rows could not be converted ({type(exc).__name__}: {exc})")
+
+    def write(self) -> int:
+        """Write the converted rows: one Parquet part per day (of at most PART_ROWS rows); the rows written."""
+        import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+
+        chunks, self._chunks, self._converted = self._chunks, {}, 0
+        written = 0
+        for day, tables in sorted(chunks.items()):
+            try:
+                table = pa.concat_tables(tables, promote_options="permissive")
+            except pa.ArrowException as exc:  # a field changed type between requests: parts per chunk instead
+                self._warn(f"log chunks of {day} do not merge ({exc}); written one part each")
+                for one in tables:
+                    written += self._write(day, one)
+                continue
+            for start in range(0, table.num_rows, PART_ROWS):
+                written += self._write(day, table.slice(start, PART_ROWS))
+        return written
+
+    def _columns(self, pending: list[tuple[float, Any, Any]]) -> dict[str, list[dict[str, Any]]]:
+        by_day: dict[str, list[dict[str, Any]]] = {}
+        for at, rows, output in pending:
+            stamp = datetime.fromtimestamp(at, UTC)
+            predictions = prediction_values(output, self.classes, len(rows))
+            day = by_day.setdefault(stamp.strftime("%Y-%m-%d"), [])
+            for row, predicted in zip(rows, predictions, strict=True):
+                encoded = encoded_fields(type(row))
+                values = as_dict(row)
+                record: dict[str, Any] = {
+                    TS: stamp,
+                    VERSION: self.version,
+                    ROW_KEY: row_key(values, self.sensitive),
+                }
+                record.update(row_values(values, self.sensitive, self.salt, encoded))
+                record.update(predicted)
+                day.append(record)
+        return by_day
+
+    def _write(self, day: str, table: pa.Table) -> int:
+        self._seq += 1
+        now = datetime.now(UTC)
+        name = f"{now:%H%M%S}-{os.getpid()}-{self._seq:06d}-{uuid.uuid4().hex[:6]}.parquet"
+        key = f"{partition(self.model, self.env, day)}/{name}"
+        dropped = self._unreported
+        rows = int(table.num_rows)
+        try:
+            data = parquet_bytes(table.replace_schema_metadata({DROPPED_META: str(dropped).encode()}))
+            self.destination.put(key, data)
+        except Exception as exc:  # noqa: BLE001 - a slow or absent store costs rows, never a request
+            self._drop("store", rows)
+            self._warn(f"{rows} rows not written to {self.destination.url}/{key} ({type(exc).__name__}: {exc})")
+            return 0
+        with self._drop_lock:
+            self._unreported -= dropped
+        self.stats.written += rows
+        self.stats.parts += 1
+        return rows
+
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= 60 or self._last_warning == 0.0:
+            self._last_warning = now
+            total = sum(self.stats.dropped.values())
+            log.warning("prediction log: %s; %d rows dropped so far", message, total)
+
+
+def from_env(config: ModelConfig, version: str, classes: Sequence[str] = ()) -> PredictionLog | None:
+    """The service's log, configured from ``config.monitor`` and the environment; None when logging is off."""
+    url = os.environ.get(ENV_URL, "").strip()
+    monitor = config.monitor
+    if not url or monitor.sample_rate <= 0:
+        return None
+    try:
+        import pyarrow  # type: ignore[import-untyped, unused-ignore]  # noqa: F401
+    except ImportError as exc:
+        log.warning("prediction log off: %s is set but pyarrow cannot be imported (%s)", ENV_URL, exc)
+        return None
+    return PredictionLog(
+        Destination(url, os.environ.get(ENV_ENDPOINT, "").strip() or None),
+        model=config.name,
+        env=os.environ.get(ENV_NAME, "").strip() or "dev",
+        version=version,
+        classes=classes,
+        sample_rate=monitor.sample_rate,
+        sensitive=monitor.sensitive,
+        buffer_rows=monitor.buffer_rows,
+        flush_s=monitor.flush_s,
+        salt=os.environ.get(ENV_SALT, ""),
+    )
