@@ -245,3 +245,57 @@ def test_limits_come_from_the_config() -> None:
         + "deploy: {watch: {duration_s: 120, interval_s: 10, min_requests: 5, max_5xx_rate: 0.05, max_p90_ms: 900}}\n"
     )
     assert Limits.from_config(parse_config(tuned)) == Limits(120, 10.0, 5, 0.05, 900.0)
+
+
+# --- the watch's own smoke load (issue 22, item 6) ---------------------------------------------------------------
+
+SMOKE_LIMITS = Limits(duration_s=3, interval_s=1, min_requests=10, max_5xx_rate=0.01, max_p90_ms=500)
+
+
+def smoke_load(url: str, rate: float = 20.0) -> watch.SmokeLoad:
+    return watch.SmokeLoad(url, ({"instances": [{"x": 1.0}]}, {"instances": [{"x": 2.0}, {"x": 3.0}]}), rate)
+
+
+def test_with_no_traffic_the_smoke_load_gets_a_healthy_version_judged() -> None:
+    with fake_bento() as (bento, server):
+        quiet = watch.watch(server.url, SMOKE_LIMITS)
+        verdict = watch.watch(server.url, SMOKE_LIMITS, smoke=smoke_load(server.url))
+    assert not quiet.judged  # what the demo used to print: only 0 requests
+    assert verdict.judged and verdict.passed, verdict.reasons
+    assert verdict.requests >= 20 and bento.predictions >= verdict.requests
+    assert verdict.reasons[-1].startswith(f"{bento.predictions} of the requests were the watch's own smoke load")
+
+
+def test_the_smoke_load_finds_a_failing_version() -> None:
+    with fake_bento(fail_after=0) as (bento, server):
+        verdict = watch.watch(server.url, SMOKE_LIMITS, smoke=smoke_load(server.url))
+    assert verdict.judged and not verdict.passed
+    assert verdict.reasons[0].startswith("5xx rate 100.0%")
+    assert f"({bento.predictions} of them failed)" in verdict.reasons[-1]
+
+
+def test_real_traffic_stops_the_smoke_load() -> None:
+    clock = Clock()
+    with fake_bento() as (bento, server):
+        verdict = watch.watch(
+            server.url, LIMITS, sleep=traffic(server.url, clock, 30), clock=clock, smoke=smoke_load(server.url, rate=2)
+        )
+    assert verdict.passed and verdict.judged
+    smoke_sent = bento.predictions - 30 * 6
+    assert 1 <= smoke_sent <= 3  # sent at once, then stopped after the first sample showed real traffic
+
+
+def test_smoke_goes_where_the_config_says_and_production_only_when_listed(tmp_path: Path) -> None:
+    (tmp_path / "sample_request.json").write_text('{"instances": [{"a": 1.5}, {"a": 2.5}]}')
+    base = "name: m\ndescription: d\nowner: o\nframework: sklearn\n"
+    config = parse_config(base)
+    staging = watch.SmokeLoad.for_deploy(config, tmp_path, "staging", "http://127.0.0.1:3100/")
+    assert staging is not None and staging.url == "http://127.0.0.1:3100" and staging.rate_per_s == 5.0
+    assert all(row in ({"a": 1.5}, {"a": 2.5}) for body in staging.bodies for row in body["instances"])
+    assert watch.SmokeLoad.for_deploy(config, tmp_path, "dev", "http://127.0.0.1:3000") is not None
+    assert watch.SmokeLoad.for_deploy(config, tmp_path, "production", "http://127.0.0.1:3200") is None
+    assert watch.SmokeLoad.for_deploy(config, tmp_path, "staging", "kubernetes://ctx/ns/m") is None
+    listed = parse_config(base + "monitor: {smoke: {environments: [production], rate_per_s: 1}}\n")
+    production = watch.SmokeLoad.for_deploy(listed, tmp_path, "production", "http://127.0.0.1:3200")
+    assert production is not None and production.rate_per_s == 1.0
+    assert watch.SmokeLoad.for_deploy(listed, tmp_path, "staging", "http://127.0.0.1:3100") is None

@@ -65,8 +65,9 @@ def test_dagbag_imports_one_dag_per_scheduled_model(repo: Repo) -> None:
     for dag_id, dag in bag.dags.items():
         schedule = repo.config(dag_id.removeprefix("retrain_")).retrain.schedule
         assert dag.timetable.expression == schedule
-        assert [t.task_id for t in dag.topological_sort()][:3] == ["extract", "train", "evaluate"]
+        assert [t.task_id for t in dag.topological_sort()][:4] == ["monitor", "extract", "train", "evaluate"]
         assert set(dag.task_dict) == {
+            "monitor",
             "extract",
             "train",
             "evaluate",
@@ -198,3 +199,25 @@ def test_without_a_shared_store_the_run_fails_before_training_and_says_why(
     assert "retrain iris_classifier failed at setup" in slack.requests[-1].body["text"]
     record = State.of(repo).retrain_log.records(MODEL)[-1]
     assert record["failed_step"] == "setup" and "needs a shared state store" in record["reason"]
+
+
+def test_with_retrain_on_drift_a_model_without_drift_is_not_retrained(
+    repo: Repo, airflow_db: None, shared_store: str
+) -> None:
+    """The monitor task runs first (issue 22); with monitor.retrain_on_drift only drift or a breach retrains, and a
+    run with no traffic says so without alerting."""
+    path = repo.root / "models" / "fraud_scorer" / "config.yaml"
+    original = path.read_text()
+    config = yaml.safe_load(original)
+    config["monitor"] = {"retrain_on_drift": True}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        with stand_ins() as (github, slack):
+            states = run_dag("fraud_scorer")
+    finally:
+        path.write_text(original)
+    assert states["monitor"] == "success"
+    assert states["extract"] == "skipped" and states["notify"] == "skipped" and states["cleanup"] == "skipped"
+    assert github.requests == [] and slack.requests == []
+    [key] = State.of(repo).store.list("monitor/fraud_scorer/staging/")
+    assert '"verdict": "no traffic"' in State.of(repo).store.read(key).data.decode()

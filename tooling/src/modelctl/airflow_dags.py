@@ -1,12 +1,14 @@
 """Airflow DAG factory: one DAG `retrain_<model>` per model that has a `retrain.schedule`.
 
 Optional (`pip install 'modelctl[airflow]'`, Airflow 3.3): nothing else in the platform needs Airflow.
-Tasks: extract -> train -> evaluate -> decide (branch) -> deploy_trigger | skip -> notify -> cleanup. Each calls the
-same retraining steps as `modelctl retrain` in CI (modelctl.delivery.retrain): the champion is fetched from the
-state store when this worker does not have it, and a better candidate is shipped as the CLI ships it: its bento is
-stored in the (shared) state store and deploy.yml is dispatched with that bento, which gates and deploys exactly it.
-The champion is the one live in staging, as for `modelctl retrain`; trigger with conf {"env": "production"} to
-compare against production instead.
+Tasks: monitor -> extract -> train -> evaluate -> decide (branch) -> deploy_trigger | skip -> notify -> cleanup.
+monitor (issue 22) judges drift and quality of the live version and alerts on drift or a breach; with
+`monitor.retrain_on_drift` the run goes on only then (a monitor that cannot run never holds a retrain back). Each
+other task calls the same retraining steps as `modelctl retrain` in CI (modelctl.delivery.retrain): the champion is
+fetched from the state store when this worker does not have it, and a better candidate is shipped as the CLI ships
+it: its bento is stored in the (shared) state store and deploy.yml is dispatched with that bento, which gates and
+deploys exactly it. The champion is the one live in staging, as for `modelctl retrain`; trigger with conf
+{"env": "production"} to compare against production instead.
 """
 
 from __future__ import annotations
@@ -61,6 +63,12 @@ def retrain_dag(model: Model, schedule: str) -> Any:
         doc_md=__doc__,
     )
     def retrain() -> None:
+        @task.short_circuit(ignore_downstream_trigger_rules=True)
+        def monitor() -> bool:
+            from modelctl.monitor.loop import before_retrain
+
+            return before_retrain(model, get_current_context()["params"]["env"])
+
         @task
         def extract() -> str:
             steps.require_shared_store(model)  # deploy.yml can only pull the winner from there
@@ -123,6 +131,7 @@ def retrain_dag(model: Model, schedule: str) -> Any:
             steps.remove_run_folder(steps.run_folder_path(model, get_current_context()["run_id"]))
 
         folder = extract()
+        monitor() >> folder
         evaluation = evaluate(folder, train(folder))
         trigger, skipped = deploy_trigger(evaluation), skip()
         decide(evaluation) >> [trigger, skipped]

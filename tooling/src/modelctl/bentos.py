@@ -78,15 +78,18 @@ def start(
     *,
     detached: bool = False,
     owner: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Running:
     """Start ``bento`` on ``port`` and wait until /readyz answers (ServerError otherwise, server stopped).
 
     A ``detached`` server outlives modelctl (a deployment); any other stops with it, even when modelctl
     is killed. ``owner`` marks the server and its workers (`procs.OWNER_ENV`) so they can be found later.
+    ``extra_env``: variables the platform adds for this server (a deployment's prediction-log settings), never a
+    credential.
     """
     python = model_python(repo, model)
     # No deploy secrets reach a model; bytecode is cached in its environment.
-    env = model_process_env({"BENTOML_HOME": str(State.of(repo).bentoml_home)}, python=python)
+    env = model_process_env({**(extra_env or {}), "BENTOML_HOME": str(State.of(repo).bentoml_home)}, python=python)
     server = procs.start(serve_command(python, bento, port), repo.root, log, env, owner=owner, detached=detached)
     try:
         procs.wait_ready(f"http://127.0.0.1:{port}", server.pid, log, timeout=ready_timeout)

@@ -21,6 +21,7 @@ from modelctl.commands import (
     ledger,
     list_models,
     loadtest,
+    monitor,
     new,
     notify,
     pipeline,
@@ -59,6 +60,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     ledger,
     pipeline,
     retrain,
+    monitor,
     notify,
     upgrade,
 )

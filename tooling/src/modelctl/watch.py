@@ -17,11 +17,14 @@ counted too (only ``/metrics`` is skipped), so they are left out here: kubelet p
 from __future__ import annotations
 
 import math
+import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from modelctl.errors import ModelctlError
 
@@ -167,6 +170,69 @@ def http_scraper(
     return scrape
 
 
+@dataclass(frozen=True)
+class SmokeLoad:
+    """The watch's own requests: ``bodies`` POSTed round-robin to ``<url>/predict`` at ``rate_per_s``."""
+
+    url: str
+    bodies: tuple[dict[str, Any], ...]
+    rate_per_s: float
+
+    @classmethod
+    def for_deploy(cls, config: ModelConfig, folder: Path, env: str, url: str | None) -> SmokeLoad | None:
+        """The smoke load for a deploy of the model in ``folder`` to ``env`` at ``url``; None where the config sends
+        none (production unless listed in ``monitor.smoke.environments``) or there is no HTTP URL to send to."""
+        from modelkit.samples import RequestMaker, read_sample
+
+        smoke = config.monitor.smoke
+        if env not in smoke.environments or not url or not url.startswith(("http://", "https://")):
+            return None
+        rows = read_sample(folder, config.loadtest.payload)["instances"]
+        maker = RequestMaker(rows, {}, max_rows=4)  # no bounds: the sample's own values, never refused
+        rng = random.Random(0)
+        return cls(url.rstrip("/"), tuple(maker.request(rng) for _ in range(32)), smoke.rate_per_s)
+
+
+class SmokeSender:
+    """Sends a :class:`SmokeLoad` from a thread until stopped; counts what it sent and what failed."""
+
+    def __init__(self, load: SmokeLoad, timeout: float = 5.0) -> None:
+        self.load = load
+        self.timeout = timeout
+        self.sent = 0
+        self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="modelctl-watch-smoke", daemon=True)
+
+    def __enter__(self) -> SmokeSender:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(self.timeout + 1)
+
+    def _run(self) -> None:
+        import httpx
+
+        interval = 1.0 / self.load.rate_per_s
+        started = time.monotonic()
+        with httpx.Client(timeout=self.timeout) as client:
+            while not self._stop.is_set():
+                body = self.load.bodies[self.sent % len(self.load.bodies)]
+                try:
+                    response = client.post(f"{self.load.url}/predict", json=body)
+                    self.failed += response.status_code >= 400
+                except httpx.HTTPError:
+                    self.failed += 1
+                self.sent += 1
+                self._stop.wait(max(0.0, started + self.sent * interval - time.monotonic()))
+
+
 def _increase(before: Mapping[SeriesKey, float], after: Mapping[SeriesKey, float], name: str) -> Series:
     """Per-series increase of a counter between two samples (a counter that went down restarted from 0)."""
     result: Series = {}
@@ -294,12 +360,40 @@ def watch(
     version: str | None = None,
     endpoints: Iterable[str] | None = None,
     on_sample: Callable[[WatchVerdict], None] | None = None,
+    smoke: SmokeLoad | None = None,
 ) -> WatchVerdict:
     """Sample ``source`` (a service URL or a scraper) every ``interval_s`` for ``duration_s`` and judge.
 
     Stops early on a judged breach. Raises WatchError only when the very first sample cannot be taken
     (nothing is known about the new version); a service that stops answering later fails the watch.
+    With ``smoke``, the watch sends that load while it watches, until real traffic alone reaches ``min_requests``.
     """
+    options: dict[str, Any] = {"sleep": sleep, "clock": clock, "version": version, "endpoints": endpoints}
+    if smoke is None or limits.duration_s <= 0:
+        return _watch(source, limits, on_sample=on_sample, **options)
+    with SmokeSender(smoke) as sender:
+
+        def sampled(verdict: WatchVerdict) -> None:
+            if verdict.requests - sender.sent >= limits.min_requests:
+                sender.stop()  # real traffic is enough to judge on
+            if on_sample is not None:
+                on_sample(verdict)
+
+        verdict = _watch(source, limits, on_sample=sampled, **options)
+    note = f"{sender.sent} of the requests were the watch's own smoke load ({sender.failed} of them failed)"
+    return replace(verdict, reasons=(*verdict.reasons, note))
+
+
+def _watch(
+    source: str | Scraper,
+    limits: Limits,
+    *,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    version: str | None,
+    endpoints: Iterable[str] | None,
+    on_sample: Callable[[WatchVerdict], None] | None,
+) -> WatchVerdict:
     if limits.duration_s <= 0:
         return WatchVerdict(passed=True, judged=False, reasons=("deploy.watch.duration_s is 0: not watched",))
     scrape = http_scraper(source) if isinstance(source, str) else source

@@ -258,6 +258,9 @@ def _watch_or_roll_back(
             limits,
             version=(record.bento or ":").split(":")[1],
             on_sample=lease_kept,
+            # Where no real traffic arrives (staging, local), a small load of the model's own samples: the new
+            # version is judged before it is called good (issue 22 item 6). Production only if configured.
+            smoke=watching.SmokeLoad.for_deploy(model.config, model.folder, env, record.url),
         )
         if verdict.passed:
             err.print(f"  watch: {verdict.summary()}", markup=False)

@@ -25,6 +25,7 @@ from typing import Any
 from modelctl import bentos, procs
 from modelctl.console import err
 from modelctl.errors import ModelctlError
+from modelctl.monitor.serving import predlog_env
 from modelctl.redact import redact
 from modelctl.repo import Repo
 from modelctl.state import State
@@ -273,7 +274,9 @@ def _start_verified(
 ) -> bentos.Running:
     """A verified server: ``live`` ones outlive modelctl and carry the deployment's marker; candidates do neither."""
     owner = deployment_owner(repo, model, env) if live else None
-    running = bentos.start(repo, model, bento, port, log, detached=live, owner=owner)
+    # A live deployment writes its prediction log (issue 22) to the state store; a candidate under test does not.
+    logging = predlog_env(repo, env) if live else None
+    running = bentos.start(repo, model, bento, port, log, detached=live, owner=owner, extra_env=logging)
     try:
         verify(running.url, sample)
     except BaseException:

@@ -1,0 +1,128 @@
+"""Read a model's prediction log from the state store: the Parquet parts of a window, the damaged ones named.
+
+A part that is listed but gone, empty, not Parquet, or without the log's own columns is one problem line naming its
+key; the rest of the window is still read. ``dropped`` sums what the services reported dropping (buffer full, store
+down) in the parts' metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from modelctl.statestore import Store, StoreError
+from modelkit import predlog
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+
+REQUIRED = (predlog.TS, predlog.VERSION)
+
+
+@dataclass
+class LogWindow:
+    table: pa.Table | None
+    parts: int = 0
+    problems: list[str] = field(default_factory=list)
+    dropped: int = 0
+    other_versions: dict[str, int] = field(default_factory=dict)  # rows of versions other than the one judged
+
+    @property
+    def rows(self) -> int:
+        return 0 if self.table is None else int(self.table.num_rows)
+
+
+def part_keys(store: Store, model: str, env: str, start: datetime) -> list[str]:
+    """Keys of the parts whose day partition may hold rows at or after ``start``."""
+    prefix = f"{predlog.PREFIX}/{model}/{env}/"
+    first_day = start.strftime("%Y-%m-%d")
+    keys = []
+    for key in store.list(prefix):
+        day, _, name = key.removeprefix(prefix).partition("/")
+        if name.endswith(".parquet") and "/" not in name and day >= first_day:
+            keys.append(key)
+    return keys
+
+
+def read_part(store: Store, key: str) -> tuple[pa.Table | None, str | None]:
+    """(the part, None) or (None, a one-line problem naming it)."""
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
+
+    try:
+        blob = store.read(key)
+    except StoreError as exc:
+        return None, f"{store.where(key)}: cannot be read ({exc})"
+    if blob is None:
+        return None, f"{store.where(key)}: missing (listed, then gone)"
+    if not blob.data:
+        return None, f"{store.where(key)}: empty (a partial write)"
+    try:
+        table = pq.read_table(pa.BufferReader(blob.data))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return None, f"{store.where(key)}: not a readable Parquet file ({reason})"
+    missing = [name for name in REQUIRED if name not in table.column_names]
+    if missing:
+        return None, f"{store.where(key)}: partial, lacks the columns {missing}"
+    return table, None
+
+
+def _dropped(table: pa.Table) -> int:
+    metadata: dict[bytes, bytes] = table.schema.metadata or {}
+    try:
+        return max(0, int(metadata.get(predlog.DROPPED_META, b"0")))
+    except ValueError:
+        return 0
+
+
+def read_window(store: Store, model: str, env: str, start: datetime) -> LogWindow:
+    """The log of ``model`` in ``env`` since ``start`` (every version)."""
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+    import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
+
+    window = LogWindow(None)
+    tables = []
+    for key in part_keys(store, model, env, start):
+        table, problem = read_part(store, key)
+        if problem is not None:
+            window.problems.append(problem)
+            continue
+        assert table is not None
+        window.parts += 1
+        window.dropped += _dropped(table)
+        tables.append(table.replace_schema_metadata(None))
+    if not tables:
+        return window
+    try:
+        merged = pa.concat_tables(tables, promote_options="permissive")
+    except pa.ArrowException as exc:
+        raise StoreError(f"the log parts of {model} in {env} do not agree on their columns ({exc})") from exc
+    stamps = merged.column(predlog.TS)
+    start_value: Any = pa.scalar(start, type=stamps.type)
+    window.table = merged.filter(pc.greater_equal(stamps, start_value))
+    return window
+
+
+def only_version(window: LogWindow, version: str) -> None:
+    """Keep the rows of model ``version``; the others are counted in ``other_versions``."""
+    import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
+
+    if window.table is None or not window.table.num_rows:
+        return
+    versions = window.table.column(predlog.VERSION)
+    counts = pc.value_counts(versions).to_pylist()
+    window.other_versions = {str(c["values"]): int(c["counts"]) for c in counts if c["values"] != version}
+    window.table = window.table.filter(pc.equal(versions, version))
+
+
+def latest_version(window: LogWindow) -> str | None:
+    """The model version of the most recent row (when nothing says which version is live)."""
+    import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
+
+    if window.table is None or not window.table.num_rows:
+        return None
+    index = int(pc.index(window.table.column(predlog.TS), pc.max(window.table.column(predlog.TS))).as_py())
+    value = window.table.column(predlog.VERSION)[index].as_py()
+    return None if value is None else str(value)

@@ -1,0 +1,108 @@
+"""One monitor run: read the window of the log, compare it with the live version's reference, judge quality,
+write the reports and the record. The one function the command, the scheduled loop and the Airflow task call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from modelctl import bentostore
+from modelctl.console import err
+from modelctl.delivery.reports import new_report_dir
+from modelctl.ledger import Record
+from modelctl.model import Model
+from modelctl.monitor import drift, logs, quality, reference, report, window
+from modelctl.monitor.result import Result
+from modelctl.notify import append_step_summary
+from modelctl.state import State
+from modelctl.statestore import Store
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Result
+    report_dir: Path | None
+    html: Path | None
+    markdown: str
+
+
+def live_record(state: State, model: str, env: str) -> Record | None:
+    record = state.ledger.live(model, env)
+    return record if record is not None and record.model_tag else None
+
+
+def monitor(
+    model: Model,
+    env: str,
+    since: str | None = None,
+    labels: Path | None = None,
+    *,
+    now: datetime | None = None,
+    store: Store | None = None,
+    on_problem: Callable[[str], None] | None = None,
+) -> Outcome:
+    """Monitor ``model`` in ``env`` over the window ``since`` (default ``monitor.window``)."""
+    settings = model.config.monitor
+    at = now or datetime.now(UTC)
+    start = window.since(since or settings.window, at)
+    state = State.of(model.repo)
+    store = store if store is not None else state.store
+    warn = on_problem or (lambda line: err.print(f"warning: {line}", markup=False))
+
+    log = logs.read_window(store, model.name, env, start)
+    for problem in log.problems:
+        warn(problem)
+    live = live_record(state, model.name, env)
+    tag = live.model_tag if live is not None else logs.latest_version(log)
+    if tag is not None:
+        logs.only_version(log, tag)
+    result = Result(
+        model=model.name,
+        env=env,
+        at=at,
+        since=start,
+        version=tag,
+        rows=log.rows,
+        min_rows=settings.min_rows,
+        problems=list(log.problems),
+        dropped=log.dropped,
+        other_versions=log.other_versions,
+    )
+    html_path = None
+    report_dir = None
+    if result.enough and tag is not None and log.table is not None:
+
+        def stored() -> bytes | None:
+            if live is None or not live.bento or live.model_tag != tag:
+                return None
+            return reference.from_bento(state, live.bento, live.sha256, tag)
+
+        ref = reference.load(state.bentoml_home, tag, stored)
+        result.columns, result.skipped = drift.compare(ref, log.table, settings)
+        result.share_drifted = drift.share_drifted(result.columns)
+        result.drifted = drift.verdict(result.columns, settings)
+        sensitive = dict(settings.sensitive)
+        if labels is not None:
+            keyed = quality.keyed_labels(quality.read_labels(labels), log.table, sensitive, labels)
+        else:
+            keyed = quality.stored_labels(store, model.name, env, log.table, sensitive, warn)
+        if labels is not None or keyed:
+            # the metrics recorded with the version: its model.yaml here, else what the ledger kept when it shipped
+            trained = bentostore.model_metrics(model.repo, tag) or (dict(live.metrics) if live is not None else {})
+            result.quality = quality.judge(model.config, log.table, keyed, trained)
+        report_dir = new_report_dir(model)
+        html_path = report.write_html(result, ref, log.table, report_dir / f"monitor-{env}.html")
+    text = report.markdown(result, html_path)
+    if report_dir is not None:
+        (report_dir / f"monitor-{env}.md").write_text(text, encoding="utf-8")
+    store.write(result.record_key(), _json(result))
+    append_step_summary(text)
+    return Outcome(result, report_dir, html_path, text)
+
+
+def _json(result: Result) -> bytes:
+    import json
+
+    return (json.dumps(result.record(), indent=2, sort_keys=True) + "\n").encode()
