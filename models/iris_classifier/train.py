@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 
 import model_io
 from api_schema import CLASS_NAMES, FEATURES
-from modelkit.training import git_commit, load_sql
+from modelkit.training import git_commit, load_sql, save_reference
 
 SEED = 42
 HOLDOUT = 0.25
@@ -87,7 +87,14 @@ def train(data: Dataset | None = None) -> tuple[str, dict[str, float]]:
     metrics = evaluate(model, holdout)
     labels = {"framework": "sklearn", "git_commit": git_commit()}
     tag = model_io.save(model, metrics, labels)
+    remember(tag, model, train_set)
     return tag, metrics
+
+
+def remember(tag: str, model: Any, data: Dataset) -> None:
+    """Keep what version ``tag`` learned from beside it: `modelctl monitor` measures drift against it."""
+    output = model_io.predict(model, data.features)
+    save_reference(tag, data.features, output, names=FEATURES, classes=CLASS_NAMES, target=data.target)
 
 
 def main() -> None:
