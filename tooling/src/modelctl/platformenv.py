@@ -27,8 +27,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
 from modelctl import cmd
 from modelctl.envs import CACHE_VARIABLE, tree_digest
 from modelctl.errors import ModelctlError
@@ -87,6 +85,8 @@ def python(state_root: Path, spec: Spec = BENTOML) -> Path:
     if interpreter.is_file():
         return interpreter
     root.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock  # imported here: the pre-commit hook's environment lacks it
+
     with FileLock(str(root / f".{name}.lock"), timeout=BUILD_TIMEOUT_S):
         if interpreter.is_file():  # another process built it while this one waited
             return interpreter
