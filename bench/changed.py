@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from modelkit import FRAMEWORKS  # every framework the schema knows
+
 ROOT = Path(__file__).resolve().parents[1]
 IDENTITY = ["-c", "user.name=bench", "-c", "user.email=bench@example.com"]
 CONFIG = """name: {name}
@@ -38,7 +40,6 @@ serving:
 loadtest: {{max_p90_ms: 500, max_error_rate: 0.01}}
 retrain: {{schedule: "0 3 * * 1"}}
 """
-FRAMEWORKS = ("sklearn", "xgboost", "lightgbm", "pytorch")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -58,8 +59,9 @@ def generate(repo: Path, models: int, commits: int, rng: random.Random) -> list[
         folder = repo / "models" / name
         (folder / "notebooks").mkdir(parents=True)
         base = 3000 + 10 * index
+        framework = FRAMEWORKS[index % len(FRAMEWORKS)]
         (folder / "config.yaml").write_text(
-            CONFIG.format(name=name, framework=FRAMEWORKS[index % 4], dev=base, staging=base + 1, production=base + 2)
+            CONFIG.format(name=name, framework=framework, dev=base, staging=base + 1, production=base + 2)
         )
         uses_shared = "-e ../../shared\n" if index % 2 == 0 else ""
         (folder / "requirements.txt").write_text("bentoml==1.4.40\n" + uses_shared)

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import yaml
 
+from modelkit import FRAMEWORKS
+
 ROOT = Path(__file__).resolve().parents[1]
 COPY = (
     "cookiecutter-model",
@@ -122,7 +124,7 @@ def worktree(rev: str, into: Path) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--framework", default="sklearn", choices=("sklearn", "xgboost", "lightgbm", "pytorch"))
+    parser.add_argument("--framework", default="sklearn", choices=FRAMEWORKS)
     parser.add_argument("--skip-tests", action="store_true")
     parser.add_argument("--against", metavar="REV", help="also time a git worktree of REV, alternately")
     parser.add_argument("--rounds", type=int, default=1, help="runs per tree (alternating)")

@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tooling" / "src"), str(ROOT / "shared" / "src")]
 
 from modelctl.upgrade import RECORD_FILE, render_context, template_imports  # noqa: E402
+from modelkit import FRAMEWORKS  # noqa: E402 - every framework the schema knows
 
 PROJECT = "{{cookiecutter.model_slug}}"
-FRAMEWORKS = ("sklearn", "xgboost", "lightgbm", "pytorch")
 TASKS = ("classification", "regression")
 ENV = {
     **os.environ,
