@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from modelctl.console import err, out
-from modelctl.errors import EXIT_ERROR, EXIT_OK, EXIT_REFUSED, ModelctlError, UsageError
+from modelctl.errors import EXIT_ERROR, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, ModelctlError, UsageError
 from modelctl.redact import redact
 from modelctl.repo import Repo, find_repo
 from modelkit import ENVIRONMENTS
@@ -58,15 +58,18 @@ def dispatch(repo: Repo, args: argparse.Namespace) -> int:
     for name in repo.model_names():
         try:
             codes[name] = monitor(repo, name, args.env, since, None, args.alert)
-        except ModelctlError as exc:
-            err.print(f"{name}: error: {redact(str(exc))}", markup=False)
+        except Exception as exc:  # noqa: BLE001 - one model's failure never stops the others'
+            message = str(exc) if isinstance(exc, ModelctlError) else f"{type(exc).__name__}: {exc}"
+            err.print(f"{name}: error: {redact(message)}", markup=False)
             codes[name] = EXIT_ERROR
     drifted = sorted(n for n, c in codes.items() if c == EXIT_REFUSED)
-    failed = sorted(n for n, c in codes.items() if c not in (EXIT_OK, EXIT_REFUSED))
+    # Too few logged rows (exit 2 for one model): not judged, which is no failure of the run.
+    quiet = sorted(n for n, c in codes.items() if c == EXIT_USAGE)
+    failed = sorted(n for n, c in codes.items() if c not in (EXIT_OK, EXIT_REFUSED, EXIT_USAGE))
     out.print(
         f"monitored {len(codes)} model(s) in {args.env}: {len(drifted)} drifted or breached"
         + (f" ({', '.join(drifted)})" if drifted else "")
-        + f", {len(failed)} failed"
+        + f", {len(quiet)} not judged (too few rows), {len(failed)} failed"
         + (f" ({', '.join(failed)})" if failed else ""),
         markup=False,
     )

@@ -7,17 +7,21 @@ down) in the parts' metadata.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from modelctl.statestore import Store, StoreError
 from modelkit import predlog
 
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 
 REQUIRED = (predlog.TS, predlog.VERSION)
+MAX_PART_ROWS = 1_000_000  # a part holds at most predlog.PART_ROWS rows; a bigger one was not written by a service
 
 
 @dataclass
@@ -33,14 +37,16 @@ class LogWindow:
         return 0 if self.table is None else int(self.table.num_rows)
 
 
-def part_keys(store: Store, model: str, env: str, start: datetime) -> list[str]:
-    """Keys of the parts whose day partition may hold rows at or after ``start``."""
+def part_keys(store: Store, model: str, env: str, start: datetime, end: datetime | None = None) -> list[str]:
+    """Keys of the parts whose day partition (``YYYY-MM-DD``) may hold rows from ``start`` to ``end``: a folder
+    that is not a day, or a day after ``end``, is never read."""
     prefix = f"{predlog.PREFIX}/{model}/{env}/"
     first_day = start.strftime("%Y-%m-%d")
+    last_day = (end or datetime.now(UTC)).strftime("%Y-%m-%d")
     keys = []
     for key in store.list(prefix):
         day, _, name = key.removeprefix(prefix).partition("/")
-        if name.endswith(".parquet") and "/" not in name and day >= first_day:
+        if name.endswith(".parquet") and "/" not in name and _DAY.fullmatch(day) and first_day <= day <= last_day:
             keys.append(key)
     return keys
 
@@ -59,13 +65,23 @@ def read_part(store: Store, key: str) -> tuple[pa.Table | None, str | None]:
     if not blob.data:
         return None, f"{store.where(key)}: empty (a partial write)"
     try:
-        table = pq.read_table(pa.BufferReader(blob.data))
+        parquet = pq.ParquetFile(pa.BufferReader(blob.data))
+        rows = parquet.metadata.num_rows
+        if rows > MAX_PART_ROWS:  # checked before anything is decoded: a tiny file can expand to gigabytes
+            return None, f"{store.where(key)}: {rows} rows, more than a log part holds ({MAX_PART_ROWS}); skipped"
+        table = parquet.read()
     except (pa.ArrowException, OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return None, f"{store.where(key)}: not a readable Parquet file ({reason})"
     missing = [name for name in REQUIRED if name not in table.column_names]
     if missing:
         return None, f"{store.where(key)}: partial, lacks the columns {missing}"
+    stamp, version = table.schema.field(predlog.TS).type, table.schema.field(predlog.VERSION).type
+    if not (pa.types.is_timestamp(stamp) and stamp.tz is not None) or not pa.types.is_string(version):
+        return None, (
+            f"{store.where(key)}: {predlog.TS} is {stamp} and {predlog.VERSION} is {version}; "
+            "a log part has a timestamp with a time zone and a string: skipped"
+        )
     return table, None
 
 
@@ -77,31 +93,36 @@ def _dropped(table: pa.Table) -> int:
         return 0
 
 
-def read_window(store: Store, model: str, env: str, start: datetime) -> LogWindow:
-    """The log of ``model`` in ``env`` since ``start`` (every version)."""
+def read_window(store: Store, model: str, env: str, start: datetime, end: datetime | None = None) -> LogWindow:
+    """The log of ``model`` in ``env`` from ``start`` to ``end`` (default: now), every version. A part whose columns
+    cannot be merged with the ones read before it (a feature that changed type) is named and skipped."""
     import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
     import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
 
+    end = end or datetime.now(UTC)
     window = LogWindow(None)
-    tables = []
-    for key in part_keys(store, model, env, start):
+    merged: Any = None
+    for key in part_keys(store, model, env, start, end):
         table, problem = read_part(store, key)
+        if problem is None and table is not None:
+            try:
+                stamps = table.column(predlog.TS)
+                span = pc.and_(
+                    pc.greater_equal(stamps, pa.scalar(start, type=stamps.type)),
+                    pc.less_equal(stamps, pa.scalar(end, type=stamps.type)),
+                )
+                rows = table.replace_schema_metadata(None).filter(span)
+                merged = rows if merged is None else pa.concat_tables([merged, rows], promote_options="permissive")
+            except pa.ArrowException as exc:
+                reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                problem = f"{store.where(key)}: its columns do not agree with the other parts ({reason}); skipped"
         if problem is not None:
             window.problems.append(problem)
             continue
         assert table is not None
         window.parts += 1
         window.dropped += _dropped(table)
-        tables.append(table.replace_schema_metadata(None))
-    if not tables:
-        return window
-    try:
-        merged = pa.concat_tables(tables, promote_options="permissive")
-    except pa.ArrowException as exc:
-        raise StoreError(f"the log parts of {model} in {env} do not agree on their columns ({exc})") from exc
-    stamps = merged.column(predlog.TS)
-    start_value: Any = pa.scalar(start, type=stamps.type)
-    window.table = merged.filter(pc.greater_equal(stamps, start_value))
+    window.table = merged
     return window
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from modelctl.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
+from modelctl.errors import EXIT_ERROR, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from modelctl.monitor.drift import ColumnDrift, finite
 from modelctl.monitor.quality import Quality
 
@@ -41,9 +41,16 @@ class Result:
         return self.quality is not None and self.quality.breached
 
     @property
+    def compared(self) -> bool:
+        """Whether anything was judged: a version, and at least one column compared with its reference."""
+        return self.version is not None and bool(self.columns)
+
+    @property
     def verdict(self) -> str:
         if not self.enough:
             return "no traffic" if self.rows == 0 else "too few rows"
+        if not self.compared:
+            return "nothing compared"
         parts = [p for p, on in (("drift", self.drifted), ("quality breached", self.breached)) if on]
         return ", ".join(parts) if parts else "ok"
 
@@ -51,6 +58,8 @@ class Result:
     def exit_code(self) -> int:
         if not self.enough:
             return EXIT_USAGE
+        if not self.compared:  # rows, but no version or no column to judge: never "ok"
+            return EXIT_ERROR
         return EXIT_REFUSED if self.drifted or self.breached else EXIT_OK
 
     def rows_line(self) -> str:

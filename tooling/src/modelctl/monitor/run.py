@@ -51,7 +51,7 @@ def monitor(
     store = store if store is not None else state.store
     warn = on_problem or (lambda line: err.print(f"warning: {line}", markup=False))
 
-    log = logs.read_window(store, model.name, env, start)
+    log = logs.read_window(store, model.name, env, start, at)
     for problem in log.problems:
         warn(problem)
     live = live_record(state, model.name, env)
