@@ -167,6 +167,46 @@ def test_the_log_is_configured_from_config_and_environment(tmp_path: Path, monke
         log.close()
 
 
+def test_without_a_salt_hashed_fields_are_dropped_and_nested_names_are_covered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unsalted hash of an email is reversible with a dictionary: without MODELKIT_PREDLOG_SALT the field is
+    dropped instead. A sensitive name also covers the same name inside a nested object (the review of issue 22)."""
+    config = parse_config(
+        "name: m\ndescription: d\nowner: o\nframework: sklearn\nmonitor: {sensitive: {email: hash, ssn: drop}}\n"
+    )
+    monkeypatch.setenv(predlog.ENV_URL, str(tmp_path))
+    monkeypatch.delenv(predlog.ENV_SALT, raising=False)
+    log = predlog.from_env(config, "m:v1")
+    assert log is not None
+    try:
+        assert log.sensitive == {"email": "drop", "ssn": "drop"}
+    finally:
+        log.close()
+    monkeypatch.setenv(predlog.ENV_SALT, "s3cret-salt")  # pragma: allowlist secret
+    salted = predlog.from_env(config, "m:v1")
+    assert salted is not None
+    salted.close()
+    assert salted.sensitive == {"email": "hash", "ssn": "drop"}
+    values = predlog.row_values(
+        {"email": "a@b.c", "profile": {"email": "bob@example.com", "ssn": "987-65-4321", "age": 3}},
+        salted.sensitive,
+        "s3cret-salt",
+    )
+    assert "bob@example.com" not in str(values) and "987-65-4321" not in str(values)
+    assert values["feature.profile.age"] == 3.0 and len(values["feature.profile.email"]) == 16
+
+
+@pytest.mark.parametrize("env", ["../../../tmp/escape", "qa", "production/x"])
+def test_an_environment_name_that_is_not_one_turns_the_log_off(
+    env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = parse_config("name: m\ndescription: d\nowner: o\nframework: sklearn\n")
+    monkeypatch.setenv(predlog.ENV_URL, str(tmp_path))
+    monkeypatch.setenv(predlog.ENV_NAME, env)
+    assert predlog.from_env(config, "m:v1") is None
+
+
 def png_base64(shade: int, size: tuple[int, int] = (8, 6)) -> str:
     import base64
     import io

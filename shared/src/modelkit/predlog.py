@@ -151,7 +151,8 @@ def row_values(
     values: dict[str, Any] = {}
     for name, value in row.items():
         column = FEATURE + name
-        how = sensitive.get(name)
+        # A sensitive name applies at any depth: {"email": "hash"} covers profile.email too.
+        how = sensitive.get(name) or sensitive.get(name.rpartition(".")[2])
         if how == "drop":
             continue
         if how == "hash":
@@ -571,15 +572,28 @@ def from_env(config: ModelConfig, version: str, classes: Sequence[str] = ()) -> 
     except ImportError as exc:
         log.warning("prediction log off: %s is set but pyarrow cannot be imported (%s)", ENV_URL, exc)
         return None
+    from modelkit.config import ENVIRONMENTS
+
+    env = os.environ.get(ENV_NAME, "").strip() or "dev"
+    if env not in ("dev", *ENVIRONMENTS):  # it becomes part of every key written: never a path of its own
+        log.warning("prediction log off: %s=%r is not dev or one of %s", ENV_NAME, env[:80], ", ".join(ENVIRONMENTS))
+        return None
+    salt = os.environ.get(ENV_SALT, "")
+    sensitive = dict(monitor.sensitive)
+    unsalted = sorted(name for name, how in sensitive.items() if how == "hash")
+    if unsalted and not salt:
+        # A hash without a secret salt is reversible for low-entropy values (an email, a phone number): dropped.
+        log.warning("prediction log: %s unset, so %s are dropped, not hashed", ENV_SALT, ", ".join(unsalted))
+        sensitive.update(dict.fromkeys(unsalted, "drop"))
     return PredictionLog(
         Destination(url, os.environ.get(ENV_ENDPOINT, "").strip() or None),
         model=config.name,
-        env=os.environ.get(ENV_NAME, "").strip() or "dev",
+        env=env,
         version=version,
         classes=classes,
         sample_rate=monitor.sample_rate,
-        sensitive=monitor.sensitive,
+        sensitive=sensitive,
         buffer_rows=monitor.buffer_rows,
         flush_s=monitor.flush_s,
-        salt=os.environ.get(ENV_SALT, ""),
+        salt=salt,
     )
