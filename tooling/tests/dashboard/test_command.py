@@ -47,3 +47,24 @@ def test_a_folder_with_other_files_is_refused(cli: Cli, monorepo: Path) -> None:
 def test_output_is_required(cli: Cli) -> None:
     result = cli("dashboard")
     assert result.code == 2 and "-o/--output" in result.err
+
+
+def test_a_rebuild_leaves_nothing_but_the_site_and_follows_no_symlink(cli: Cli, monorepo: Path, tmp_path: Path) -> None:
+    """A file added to a built site's folder would be published with it: a rebuild removes it; a symlink there is
+    removed, and what it pointed at is left alone (the review of issue 23)."""
+    assert cli("dashboard", "-o", "site", "--no-health").code == 0
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not the site's")
+    (monorepo / "site" / "login.html").write_text("<script>steal()</script>")
+    (monorepo / "site" / "linked").symlink_to(outside)
+    assert cli("dashboard", "-o", "site", "--no-health").code == 0
+    assert not (monorepo / "site" / "login.html").exists() and not (monorepo / "site" / "linked").exists()
+    assert (outside / "keep.txt").read_text() == "not the site's"
+    assert (monorepo / "site" / "index.html").is_file()
+
+
+def test_an_output_below_a_file_is_one_line(cli: Cli, monorepo: Path) -> None:
+    (monorepo / "notes.txt").write_text("a file, not a folder")
+    result = cli("dashboard", "-o", "notes.txt/site", "--no-health")
+    assert result.code == 2 and "notes.txt/site" in result.err and "Traceback" not in result.err, result.err

@@ -31,7 +31,6 @@ UTC_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(\+00:00|Z)")
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}")
 ASSETS = ("dashboard.css", "dashboard.js", "charts.js")
 #: What a rebuild replaces in a folder that holds an earlier build (nothing else there is touched).
-GENERATED = ("index.html", "attention.html", "models", "reports", "assets")
 
 
 @dataclass(frozen=True)
@@ -133,19 +132,23 @@ def environment() -> Environment:
 
 
 def prepare(out: Path) -> None:
-    """Make ``out`` ready for a build: create it, or clear what an earlier build wrote there. A folder with other
-    content that no build of ours made is refused rather than mixed into (or deleted)."""
+    """Make ``out`` ready for a build: create it, or empty a folder an earlier build made (its marker says so). A
+    folder with other content that no build of ours made is refused rather than mixed into (or deleted)."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} is a file: give a folder for the site")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise UsageError(f"{out} is not empty and holds no earlier site ({MARKER} is missing): use an empty folder")
-    out.mkdir(parents=True, exist_ok=True)
-    for name in GENERATED:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # Everything in a folder of ours goes: a file someone added there would otherwise be published with the
+        # site (GitHub Pages serves the whole folder). A symlink is removed, never followed.
+        for path in out.iterdir():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot prepare {out} for the site: {exc}") from exc
     (out / MARKER).write_text("built by modelctl dashboard; a rebuild replaces this folder's pages\n", encoding="utf-8")
 
 
