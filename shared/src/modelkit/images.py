@@ -58,7 +58,7 @@ def decode_base64(text: str, limits: ImageLimits) -> bytes:
 
 def open_image(data: bytes, limits: ImageLimits) -> Any:
     """The decoded image (a ``PIL.Image.Image``, loaded) of ``data``, or :class:`ImageError` saying why not."""
-    from PIL import Image  # type: ignore[import-not-found, unused-ignore]
+    from PIL import Image, UnidentifiedImageError  # type: ignore[import-not-found, unused-ignore]
 
     if not data:
         raise ImageError("image is empty")
@@ -78,7 +78,7 @@ def open_image(data: bytes, limits: ImageLimits) -> Any:
             image.load()
     except ImageError:
         raise
-    except Image.UnidentifiedImageError:
+    except UnidentifiedImageError:
         raise ImageError(f"not a decodable image of an allowed format ({', '.join(limits.formats)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"image declares more than {limits.max_pixels} pixels (serving.max_image_pixels)") from None
