@@ -207,6 +207,19 @@ def test_an_environment_name_that_is_not_one_turns_the_log_off(
     assert predlog.from_env(config, "m:v1") is None
 
 
+def test_a_candidate_logs_nothing_until_its_activation_file_exists(tmp_path: Path) -> None:
+    """A server started as a candidate (fuzzed, load-tested) logs no rows until modelctl makes it the live
+    deployment by creating the file (MODELKIT_PREDLOG_ACTIVE_FILE)."""
+    flag = tmp_path / "predlog.active"
+    log, _ = new_log(tmp_path / "store", active_file=str(flag))
+    log.record([row(1)], np.array([[0.9, 0.1]]))
+    assert log.flush() == 0 and log.stats.recorded == 0, "fuzz and load-test traffic is not logged"
+    flag.touch()
+    time.sleep(1.1)  # the file is looked at once a second, not per request
+    log.record([row(2)], np.array([[0.3, 0.7]]))
+    assert log.flush() == 1
+
+
 def png_base64(shade: int, size: tuple[int, int] = (8, 6)) -> str:
     import base64
     import io

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 ENV_URL = "MODELKIT_PREDLOG_URL"
 ENV_ENDPOINT = "MODELKIT_PREDLOG_ENDPOINT_URL"
 ENV_NAME = "MODELKIT_ENV"
+ENV_ACTIVE = "MODELKIT_PREDLOG_ACTIVE_FILE"  # when set: log only while this file exists
 ENV_SALT = "MODELKIT_PREDLOG_SALT"
 PREFIX = "predictions"
 REFERENCE_FILE = "reference.parquet"
@@ -387,8 +388,14 @@ class PredictionLog:
         salt: str = "",
         on_drop: Callable[[str, int], None] | None = None,
         start: bool = True,
+        active_file: str | None = None,
     ) -> None:
         self.destination = destination
+        # With ``active_file``, rows are logged only while that file exists (checked at most once a second): a
+        # candidate under test (fuzzing, the load test) logs nothing until modelctl makes it the live deployment.
+        self.active_file = active_file
+        self._active = active_file is None
+        self._active_checked = 0.0
         self.model, self.env, self.version = model, env, version
         self.classes = tuple(classes)
         self.sample_rate = sample_rate
@@ -417,6 +424,8 @@ class PredictionLog:
     # The request path: a sampling decision and an append, nothing else.
     def record(self, rows: Sequence[Any], output: Any) -> None:
         try:
+            if not self._active and not self._activated():
+                return
             if self.sample_rate < 1.0 and self._random() >= self.sample_rate:
                 return
             count = len(rows)
@@ -432,6 +441,13 @@ class PredictionLog:
                 self._wake.set()
         except Exception:  # noqa: BLE001 - the log never fails a request
             self._drop("error", len(rows) if isinstance(rows, Sized) else 0)
+
+    def _activated(self) -> bool:
+        now = time.monotonic()
+        if now - self._active_checked >= 1.0:
+            self._active_checked = now
+            self._active = self.active_file is None or os.path.exists(self.active_file)
+        return self._active
 
     def _drop(self, reason: str, rows: int) -> None:
         with self._drop_lock:
@@ -596,4 +612,5 @@ def from_env(config: ModelConfig, version: str, classes: Sequence[str] = ()) -> 
         buffer_rows=monitor.buffer_rows,
         flush_s=monitor.flush_s,
         salt=salt,
+        active_file=os.environ.get(ENV_ACTIVE, "").strip() or None,
     )

@@ -11,6 +11,7 @@ from modelctl import archive, bentos, bentostore, procs
 from modelctl.console import err
 from modelctl.errors import UsageError
 from modelctl.model import Model
+from modelctl.monitor.serving import candidate_env
 from modelctl.targets import local
 
 
@@ -77,7 +78,12 @@ def started(model: Model, bento: str, log: Path, live_env: str | None = None) ->
     port = model.port(live_env) if live_env else procs.free_port()
     owner = local.deployment_owner(model.repo, model.name, live_env) if live_env else None
     err.print(f"starting {bento} on 127.0.0.1:{port} ...", markup=False)
-    running = bentos.start(model.repo, model.name, bento, port, log, detached=live_env is not None, owner=owner)
+    # A candidate that may become the live deployment gets the environment's prediction-log settings, with logging
+    # off until it does (fuzzing and load-test traffic are no predictions to monitor).
+    logging = candidate_env(model.repo, model.name, live_env) if live_env else None
+    running = bentos.start(
+        model.repo, model.name, bento, port, log, detached=live_env is not None, owner=owner, extra_env=logging
+    )
     candidate = Candidate(model, bento, running)
     try:
         yield candidate

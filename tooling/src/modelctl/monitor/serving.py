@@ -32,3 +32,16 @@ def predlog_env(repo: Repo, env: str) -> dict[str, str]:
             values[predlog.ENV_ENDPOINT] = endpoint
     values[predlog.ENV_NAME] = env
     return values
+
+
+def active_file(repo: Repo, model: str, env: str) -> Path:
+    """The file whose presence turns on the prediction log of a server started as a candidate for ``env``: modelctl
+    creates it when that very process becomes the live deployment (`targets.local.adopt`)."""
+    return State.of(repo).deploy_dir(model, env) / "predlog.active"
+
+
+def candidate_env(repo: Repo, model: str, env: str) -> dict[str, str]:
+    """``predlog_env`` for a candidate that may become the live deployment of ``env``: logging off until then."""
+    flag = active_file(repo, model, env)
+    flag.unlink(missing_ok=True)
+    return {**predlog_env(repo, env), predlog.ENV_ACTIVE: str(flag)}

@@ -25,7 +25,7 @@ from typing import Any
 from modelctl import bentos, procs
 from modelctl.console import err
 from modelctl.errors import ModelctlError
-from modelctl.monitor.serving import predlog_env
+from modelctl.monitor.serving import active_file, predlog_env
 from modelctl.redact import redact
 from modelctl.repo import Repo
 from modelctl.state import State
@@ -304,6 +304,7 @@ def adopt(repo: Repo, model: str, env: str, running: bentos.Running, sample: dic
         raise
     live = _live(running, running.log)
     write_live(repo, model, env, live)
+    active_file(repo, model, env).touch()  # its prediction log starts now (monitor.serving.candidate_env)
     return live
 
 
