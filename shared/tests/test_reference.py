@@ -37,6 +37,23 @@ def test_the_reference_is_written_into_the_model_version_folder() -> None:
     assert max(features[:, 0].tolist().index(v) for v in table.column("feature.a").to_pylist()) > 150
 
 
+def test_fields_the_config_marks_sensitive_are_left_out_of_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training runs from the model's folder: monitor.sensitive there (hash or drop) keeps the field out."""
+    (tmp_path / "config.yaml").write_text(
+        "name: m\ndescription: d\nowner: o\nframework: sklearn\nmonitor: {sensitive: {email: hash}}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    with bentoml.models.create("reference_private") as stored:
+        (Path(stored.path) / "weights.txt").write_text("1")
+    rows = [{"email": f"user{i}@example.com", "age": float(i)} for i in range(50)]
+    path = save_reference(str(stored.tag), rows, np.column_stack([np.full(50, 0.4), np.full(50, 0.6)]), classes=CLASSES)
+    table = pq.read_table(path)
+    assert "feature.age" in table.column_names
+    assert not [c for c in table.column_names if "email" in c], table.column_names
+
+
 def test_request_rows_get_the_log_s_columns_and_a_mismatch_is_named() -> None:
     rows = [{"text": "hello world", "n": 3}, {"text": "hi", "n": 4}]
     table = reference_table(rows, np.array([1.0, 2.0]))

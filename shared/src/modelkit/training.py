@@ -293,16 +293,19 @@ def save_reference(
     model's raw output for those rows (what ``model_io.predict`` returns; the service logs the same);
     ``target``: the true values (optional). Written as ``reference.parquet`` in the version's folder of the
     BentoML store, with the same columns as the prediction log (``modelkit.predlog``), so it travels with the
-    model (export, import, bento). ``train.py`` calls it right after ``model_io.save``::
-
-        tag = model_io.save(model, metrics, labels)
-        save_reference(tag, train_set.features, model_io.predict(model, train_set.features),
-                       names=FEATURES, classes=CLASS_NAMES, target=train_set.target)
+    model (export, import, bento). The template's ``train.py`` calls it from ``remember()``, right after
+    ``model_io.save``. ``sensitive`` defaults to ``monitor.sensitive`` of the ``config.yaml`` in the current folder
+    (training runs from the model's folder); every field named there is left out of the reference, hashed or not.
     """
     import bentoml
 
     from modelkit import predlog
 
+    if sensitive is None and Path("config.yaml").is_file():
+        from modelkit.loader import load_config
+
+        sensitive = dict(load_config(Path("config.yaml")).monitor.sensitive)
+    sensitive = dict.fromkeys(sensitive or {}, "drop")  # a reference needs no join key: nothing sensitive is kept
     table = reference_table(
         features, output, names=names, classes=classes, target=target, sensitive=sensitive, rows=rows, seed=seed
     )
