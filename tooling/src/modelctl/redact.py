@@ -40,7 +40,7 @@ _MIN_PASSWORD = 4  # a password found inside a variable's value; shorter ones ar
 
 def _is_secret_variable(name: str) -> bool:
     # A data URL names internal hosts and databases besides its password: the whole value is masked.
-    return bool(_SECRET_NAMES.search(name)) or name.upper().endswith("_DATA_URL")
+    return bool(_SECRET_NAMES.search(name)) or name.upper().endswith(("_DATA_URL", "_LABELS_URL"))
 
 
 def _passwords_in(text: str) -> Iterator[str]:

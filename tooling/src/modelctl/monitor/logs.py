@@ -31,6 +31,7 @@ class LogWindow:
     problems: list[str] = field(default_factory=list)
     dropped: int = 0
     other_versions: dict[str, int] = field(default_factory=dict)  # rows of versions other than the one judged
+    synthetic: int = 0  # rows left out as the post-deploy watch's own smoke load
 
     @property
     def rows(self) -> int:
@@ -136,6 +137,20 @@ def only_version(window: LogWindow, version: str) -> None:
     counts = pc.value_counts(versions).to_pylist()
     window.other_versions = {str(c["values"]): int(c["counts"]) for c in counts if c["values"] != version}
     window.table = window.table.filter(pc.equal(versions, version))
+
+
+def without_keys(window: LogWindow, keys: set[str]) -> None:
+    """Leave out the rows whose row key is one of ``keys`` (the watch's smoke load: the model's sample rows,
+    :func:`modelctl.monitor.quality.sample_keys`); they are counted in ``synthetic``."""
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+    import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
+
+    table = window.table
+    if table is None or not table.num_rows or not keys or predlog.ROW_KEY not in table.column_names:
+        return
+    smoke = pc.fill_null(pc.is_in(table.column(predlog.ROW_KEY), value_set=pa.array(sorted(keys))), False)
+    window.synthetic += int(pc.sum(smoke).as_py() or 0)
+    window.table = table.filter(pc.invert(smoke))
 
 
 def latest_version(window: LogWindow) -> str | None:

@@ -124,6 +124,27 @@ def keyed_labels(labels: pa.Table, log: pa.Table, sensitive: Mapping[str, str], 
     return {predlog.row_key(row, sensitive): value for row, value in zip(rows, truth, strict=True)}
 
 
+def sample_keys(rows: list[Mapping[str, Any]], log: pa.Table, sensitive: Mapping[str, str]) -> set[str]:
+    """The row keys the service logged for ``rows`` (the model's sample rows: what the post-deploy watch sends).
+
+    A whole number in a field the log holds as a float is the float the service saw (JSON 5 is 5.0 to a float
+    field), as :func:`keyed_labels` does for labels files."""
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+
+    floats = {
+        name.removeprefix(predlog.FEATURE)
+        for name in log.column_names
+        if name.startswith(predlog.FEATURE) and pa.types.is_floating(log.schema.field(name).type)
+    }
+    keys = set()
+    for row in rows:
+        seen = {
+            k: float(v) if k in floats and isinstance(v, int) and not isinstance(v, bool) else v for k, v in row.items()
+        }
+        keys.add(predlog.row_key(seen, sensitive))
+    return keys
+
+
 def metric_for(config: ModelConfig) -> str:
     wanted = config.retrain.metric
     if wanted in METRICS and METRICS[wanted][0] == config.task:

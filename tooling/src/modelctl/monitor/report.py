@@ -56,6 +56,8 @@ def markdown(result: Result, html_path: Path | None = None) -> str:
             lines.append(f"- quality: live {q.metric} {_number(q.live)} vs training {trained} ({q.rows} rows): {state}")
     if result.dropped:
         lines.append(f"- the services dropped {result.dropped} rows (buffer full or store down)")
+    if result.synthetic:
+        lines.append(f"- {result.synthetic} rows were the post-deploy watch's smoke load (the sample rows): left out")
     for version, rows in sorted(result.other_versions.items()):
         lines.append(f"- {rows} rows of {version} not judged (not the live version)")
     for problem in result.problems:

@@ -28,6 +28,7 @@ class Result:
     problems: list[str] = field(default_factory=list)
     dropped: int = 0
     other_versions: dict[str, int] = field(default_factory=dict)
+    synthetic: int = 0  # rows left out: the post-deploy watch's smoke load
     drifted: bool = False
     share_drifted: float = 0.0
     quality: Quality | None = None
@@ -99,6 +100,7 @@ class Result:
             "verdict": self.verdict,
             "problems": self.problems,
             "dropped_rows": self.dropped,
+            "smoke_rows": self.synthetic,
         }
 
     def record_key(self) -> str:

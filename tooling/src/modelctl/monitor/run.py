@@ -3,21 +3,26 @@ write the reports and the record. The one function the command, the scheduled lo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from modelctl import bentostore
 from modelctl.console import err
 from modelctl.delivery.reports import new_report_dir
 from modelctl.ledger import Record
 from modelctl.model import Model
-from modelctl.monitor import drift, logs, quality, reference, report, window
+from modelctl.monitor import drift, labels_query, logs, quality, reference, report, window
 from modelctl.monitor.result import Result
 from modelctl.notify import append_step_summary
 from modelctl.state import State
 from modelctl.statestore import Store
+from modelkit.samples import read_sample
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,14 @@ def monitor(
     tag = live.model_tag if live is not None else logs.latest_version(log)
     if tag is not None:
         logs.only_version(log, tag)
+    if env in settings.smoke.environments and log.table is not None:
+        # The watch's smoke load is the model's sample rows: what it asks is not what users ask.
+        try:
+            rows = read_sample(model.folder, model.config.loadtest.payload)["instances"]
+        except (OSError, ValueError) as exc:
+            warn(f"the smoke load's rows are not left out: {exc}")
+        else:
+            logs.without_keys(log, quality.sample_keys(rows, log.table, dict(settings.sensitive)))
     result = Result(
         model=model.name,
         env=env,
@@ -69,6 +82,7 @@ def monitor(
         problems=list(log.problems),
         dropped=log.dropped,
         other_versions=log.other_versions,
+        synthetic=log.synthetic,
     )
     html_path = None
     report_dir = None
@@ -88,6 +102,7 @@ def monitor(
             keyed = quality.keyed_labels(quality.read_labels(labels), log.table, sensitive, labels)
         else:
             keyed = quality.stored_labels(store, model.name, env, log.table, sensitive, warn)
+            keyed.update(queried_labels(model, log.table, sensitive, (start, at), result.problems, warn))
         if labels is not None or keyed:
             # the metrics recorded with the version: its model.yaml here, else what the ledger kept when it shipped
             trained = bentostore.model_metrics(model.repo, tag) or (dict(live.metrics) if live is not None else {})
@@ -100,6 +115,34 @@ def monitor(
     store.write(result.record_key(), _json(result))
     append_step_summary(text)
     return Outcome(result, report_dir, html_path, text)
+
+
+def queried_labels(
+    model: Model,
+    log: pa.Table,
+    sensitive: Mapping[str, str],
+    span: tuple[datetime, datetime],
+    problems: list[str],
+    warn: Callable[[str], None],
+) -> dict[str, Any]:
+    """The labels ``queries/labels.sql`` returns for the window, keyed; {} without the query. A query that cannot
+    run is a problem of the run (named, in the record), not its end: drift is still judged."""
+    query = model.folder / labels_query.QUERY
+    if not query.is_file():
+        return {}
+    shown = model.relative(str(labels_query.QUERY))
+    found = labels_query.labels_url(model.name)
+    try:
+        if found is None:
+            raise quality.LabelsError(
+                f"{shown}: not run, no labels URL ({', '.join(labels_query.url_variables(model.name))} unset)"
+            )
+        table = labels_query.run_query(found[1], query, *span)
+        return quality.keyed_labels(table, log, sensitive, shown)
+    except quality.LabelsError as exc:
+        problems.append(str(exc).replace(str(query), shown))
+        warn(problems[-1])
+        return {}
 
 
 def _json(result: Result) -> bytes:
