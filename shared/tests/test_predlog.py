@@ -149,6 +149,49 @@ def test_a_slow_store_never_blocks_recording(tmp_path: Path) -> None:
     assert log.stats.written == 2001
 
 
+class HeldDestination(predlog.Destination):
+    """A store whose writes wait until the test lets them through (a store that hangs)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.writing = threading.Event()
+        self.release = threading.Event()
+
+    def put(self, key: str, data: bytes) -> None:
+        self.writing.set()
+        self.release.wait(10)
+        super().put(key, data)
+
+
+def test_rows_waiting_on_a_hung_store_count_against_the_buffer(tmp_path: Path) -> None:
+    """buffer_rows bounds every row the log holds: the ones a hung write still holds too, not only the queue."""
+    destination = HeldDestination(str(tmp_path))
+    log = predlog.PredictionLog(
+        destination,
+        model="m",
+        env="dev",
+        version="m:v1",
+        classes=CLASSES,
+        buffer_rows=1000,
+        flush_s=0.05,
+        on_drop=lambda r, n: None,
+        start=False,
+    )
+    for i in range(900):
+        log.record([row(i)], np.array([[0.5, 0.5]]))
+    log.start()
+    try:
+        assert destination.writing.wait(10)  # the 900 rows are in a write that hangs
+        for i in range(3000):
+            log.record([row(i)], np.array([[0.5, 0.5]]))
+        assert log.stats.recorded == 1000 and log.stats.dropped == {"buffer_full": 2900}
+    finally:
+        destination.release.set()
+        log.close()
+    assert log.stats.written == 1000
+    assert sum(pq.read_table(p).num_rows for p in parts(tmp_path)) == 1000
+
+
 def test_the_log_is_configured_from_config_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = parse_config(
         "name: m\ndescription: d\nowner: o\nframework: sklearn\n"

@@ -410,8 +410,9 @@ class PredictionLog:
         self._drop_lock = threading.Lock()
         self._pending: list[tuple[float, Any, Any]] = []
         self._chunks: dict[str, list[pa.Table]] = {}  # converted, not yet written: per day
-        self._converted = 0
-        self._queued = 0
+        self._converted = 0  # rows in _chunks
+        self._writing = 0  # rows taken out of _chunks by write(), until it is done with them
+        self._queued = 0  # rows in _pending
         self._unreported = 0  # dropped rows not yet written into a part's metadata
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -430,17 +431,24 @@ class PredictionLog:
                 return
             count = len(rows)
             with self._lock:
-                if self._queued + count > self.capacity:
+                # Every row the log holds counts (buffered, converted, being written): buffer_rows bounds its memory
+                # even while a slow store keeps a write waiting.
+                if self._queued + self._converted + self._writing + count > self.capacity:
                     self._drop("buffer_full", count)
                     return
                 self._pending.append((time.time(), rows, output))
                 self._queued += count
                 self.stats.recorded += count
-                full = self._queued >= min(PART_ROWS, self.capacity // 2)
+                full = self._queued >= self._part_rows
             if full:
                 self._wake.set()
         except Exception:  # noqa: BLE001 - the log never fails a request
             self._drop("error", len(rows) if isinstance(rows, Sized) else 0)
+
+    @property
+    def _part_rows(self) -> int:
+        """Rows that start a write early: a part's worth, or half the buffer when that is smaller."""
+        return min(PART_ROWS, max(1, self.capacity // 2))
 
     def _activated(self) -> bool:
         now = time.monotonic()
@@ -484,7 +492,7 @@ class PredictionLog:
             self._wake.wait(min(CONVERT_S, self.flush_s))
             self._wake.clear()
             self.convert()
-            if time.monotonic() - last_write >= self.flush_s or self._converted >= PART_ROWS:
+            if time.monotonic() - last_write >= self.flush_s or self._converted >= self._part_rows:
                 self.write()
                 last_write = time.monotonic()
         self.flush()
@@ -501,22 +509,37 @@ class PredictionLog:
         ``flush_s`` would make every full garbage collection of the serving process walk them.
         """
         with self._lock:
-            pending, self._pending, self._queued = self._pending, [], 0
-        if not pending:
-            return
+            pending = self._pending
+            if not pending:
+                return
+            count, self._pending = self._queued, []
+            # Moved from queued to converted in one step, so record() never sees them uncounted.
+            self._converted += count
+            self._queued = 0
         try:
             for day, records in self._columns(pending).items():
                 self._chunks.setdefault(day, []).append(to_table(records))
-                self._converted += len(records)
         except Exception as exc:  # noqa: BLE001 - rows that cannot be converted are dropped, counted
-            self._drop("error", sum(len(rows) for _, rows, _ in pending))
+            with self._lock:
+                self._converted -= count
+            self._drop("error", count)
             self._warn(f"rows could not be converted ({type(exc).__name__}: {exc})")
 
     def write(self) -> int:
         """Write the converted rows: one Parquet part per day (of at most PART_ROWS rows); the rows written."""
+        with self._lock:
+            chunks, self._chunks = self._chunks, {}
+            taken, self._converted = self._converted, 0
+            self._writing += taken
+        try:
+            return self._write_days(chunks)
+        finally:
+            with self._lock:
+                self._writing -= taken
+
+    def _write_days(self, chunks: dict[str, list[pa.Table]]) -> int:
         import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 
-        chunks, self._chunks, self._converted = self._chunks, {}, 0
         written = 0
         for day, tables in sorted(chunks.items()):
             try:
