@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelctl import cmd, requirements
+from modelctl import cmd, lockfile, requirements
 from modelctl.errors import ModelctlError
 from modelctl.processenv import model_process_env
 
@@ -47,10 +47,7 @@ def tox(root: Path, *args: str, what: str | None = None, check: bool = True) -> 
     A tox started from inside another tox env (as in CI) inherits TOX_WORK_DIR and would otherwise
     put the model's environment in the outer project's .tox.
     """
-    # The installer's settings and caches, and what a model's code may see: never deploy or store credentials
-    # (package installs run code from sdists).
-    installer = {k: v for k, v in os.environ.items() if k.startswith(("UV_", "PIP_"))}
-    env = model_process_env(installer)
+    env = installer_env()
     return cmd.run(
         [sys.executable, "-m", "tox", "--workdir", str(root / ".tox"), *args],
         what=what or f"tox {' '.join(args)}",
@@ -58,6 +55,12 @@ def tox(root: Path, *args: str, what: str | None = None, check: bool = True) -> 
         env=env,
         check=check,
     )
+
+
+def installer_env() -> dict[str, str]:
+    """The environment of package installs and resolution: the installer's settings and caches, and what a model's
+    code may see; never deploy or store credentials (package installs run code from sdists)."""
+    return model_process_env({k: v for k, v in os.environ.items() if k.startswith(("UV_", "PIP_"))})
 
 
 def env_dir(root: Path, model: str) -> Path:
@@ -78,7 +81,17 @@ def _fingerprint(root: Path, folder: Path) -> str:
         if line.is_local:  # an editable project changes its metadata with its pyproject
             project = (line.source.parent / line.target).resolve() / "pyproject.toml"
             digest.update(project.read_bytes() if project.is_file() else b"")
+    digest.update(_lock_bytes(folder))
     return digest.hexdigest()
+
+
+def _lock_bytes(folder: Path) -> bytes:
+    """The model's requirements.lock, which its environment is installed from when it is current; a stale lock is
+    refused before anything is installed."""
+    state = lockfile.status(folder)
+    if state.state == "stale":
+        raise EnvError(state.message)
+    return state.path.read_bytes() if state.state == "current" else b""
 
 
 def python_of(root: Path, model: str, folder: Path) -> Path:
@@ -157,6 +170,7 @@ def content_key(root: Path, folder: Path) -> str:
             digest.update(f"{line.kind}:{project.name}:{tree_digest(project)}\n".encode())
         else:
             digest.update(line.text.encode() + b"\n")
+    digest.update(_lock_bytes(folder))
     return digest.hexdigest()[:32]
 
 
@@ -194,32 +208,41 @@ def _shared_python(cache: Path, root: Path, model: str, folder: Path) -> Path:
 
 def _build_shared(home: Path, folder: Path, model: str) -> None:
     lines = _requirement_lines(folder)
-    installer = {k: v for k, v in os.environ.items() if k.startswith(("UV_", "PIP_"))}
-    env = model_process_env(installer)
+    env = installer_env()
     # uv ignores the CPU torch wheel on local disk and would download CUDA builds: torch models use pip (toxfile.py).
     with_pip = any(line.name == "torch" for line in lines)
     if with_pip:
         _install(model, [sys.executable, "-m", "venv", str(home)], folder, env)
     else:
         _install(model, [_uv(), "venv", "--quiet", "--python", sys.executable, str(home)], folder, env)
+    locked = lockfile.status(folder).state == "current"
     installs: list[str] = []
+    options: list[str] = []  # index and find-links options of the requirements files: for the lock's files too
+    projects: list[str] = []
     for line in lines:
         if line.is_local:  # a snapshot of the project, kept inside the environment
             project = _local_project(line)
             snapshot = home / "src" / project.name
             shutil.copytree(project, snapshot, ignore=shutil.ignore_patterns(*_SNAPSHOT_SKIP))
-            installs += ["-e", str(snapshot)] if line.kind == "editable" else [str(snapshot)]
+            projects += ["-e", str(snapshot)] if line.kind == "editable" else [str(snapshot)]
         elif line.kind == "option":
-            installs += line.text.split()
+            options += line.text.split()
         else:
             installs.append(line.target if line.kind == "editable" else line.text)
     python = str(home / "bin" / "python")
     if with_pip:
-        _install(
-            model, [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *installs], folder, env
-        )
+        installer_argv = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     else:
-        _install(model, [_uv(), "pip", "install", "--quiet", "--python", python, *installs], folder, env)
+        installer_argv = [_uv(), "pip", "install", "--quiet", "--python", python]
+    if locked:
+        # Exactly the lock's files, each checked against its hashes, nothing resolved; then the repository's own
+        # projects, whose dependencies the lock holds.
+        lock = str(folder / lockfile.LOCK)
+        _install(model, [*installer_argv, *options, "--require-hashes", "--no-deps", "-r", lock], folder, env)
+        if projects:
+            _install(model, [*installer_argv, "--no-deps", *projects], folder, env)
+    else:
+        _install(model, [*installer_argv, *options, *installs, *projects], folder, env)
 
 
 def _install(model: str, argv: list[str], folder: Path, env: dict[str, str]) -> None:

@@ -21,6 +21,7 @@ from modelctl.commands import (
     ledger,
     list_models,
     loadtest,
+    lock,
     monitor,
     new,
     notify,
@@ -63,6 +64,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     monitor,
     notify,
     upgrade,
+    lock,
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modelctl.console import out
+from modelctl.console import err, out
 from modelctl.errors import TemplateError
 from modelctl.repo import Repo, find_repo
 from modelctl.template import load_template
@@ -30,17 +30,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--input", choices=INPUTS, help="what a request carries (default: tabular)")
     parser.add_argument("--no-input", action="store_true", help="do not prompt; use defaults for the rest")
     parser.add_argument("--output-dir", type=Path, help="where to create the model (default: the repo's models/)")
+    parser.add_argument(
+        "--no-lock", action="store_true", help="do not write requirements.lock now (`modelctl lock SLUG` later)"
+    )
     parser.set_defaults(
         run=lambda a: new(
             find_repo(),
             {k: getattr(a, k) for k in FIELDS if getattr(a, k) is not None},
             no_input=a.no_input,
             output_dir=a.output_dir,
+            lock=not a.no_lock,
         )
     )
 
 
-def new(repo: Repo, answers: dict[str, str], no_input: bool = False, output_dir: Path | None = None) -> int:
+def new(
+    repo: Repo,
+    answers: dict[str, str],
+    no_input: bool = False,
+    output_dir: Path | None = None,
+    lock: bool = True,
+) -> int:
     # cookiecutter (and jinja2, requests) cost ~0.3 s to import: only `new` pays for them.
     from cookiecutter.exceptions import (
         CookiecutterException,
@@ -66,7 +76,27 @@ def new(repo: Repo, answers: dict[str, str], no_input: bool = False, output_dir:
             "nothing was created"
         ) from exc
     out.print(f"created {created}", markup=False)  # the template's own hook printed what to do next
+    if lock:
+        _lock(Path(created))
     return 0
+
+
+def _lock(folder: Path) -> None:
+    """The new model's requirements.lock; a model without one is still created (the lock needs the package index)."""
+    from uv import find_uv_bin
+
+    from modelctl.envs import installer_env
+    from modelctl.lockfile import LockError, make
+
+    try:
+        made = make(folder, str(find_uv_bin()), installer_env())
+    except LockError as exc:
+        err.print(
+            f"warning: no requirements.lock yet: {exc}\nrun `modelctl lock {folder.name}` before committing",
+            markup=False,
+        )
+        return
+    out.print(made.message, markup=False)
 
 
 def _precheck(repo: Repo, answers: dict[str, str], target: Path) -> None:
