@@ -27,11 +27,17 @@ def test_creates_a_valid_model(cli: Cli, monorepo: Path) -> None:
     assert (folder / "notebooks/churn_predictor.ipynb").is_file()
     cli("validate", "churn_predictor").assert_success()
     assert "churn_predictor" in cli("list").out
+    # its environment's whole dependency set, locked with hashes (uv resolves against the package index)
+    assert (
+        "churn_predictor/requirements.lock: " in result.out
+        and "xgboost==3.2.0 \\" in (folder / "requirements.lock").read_text()
+    )
+    cli("lock", "churn_predictor", "--check").assert_success()
 
 
 def test_answers_are_taken_literally(cli: Cli, monorepo: Path) -> None:
     """The command of issue 15.4: it wrote `description: "1337 and /path/of/the/repo"`."""
-    cli("new", "Evil Model", "--description", EVIL, "--no-input").assert_success()
+    cli("new", "Evil Model", "--description", EVIL, "--no-input", "--no-lock").assert_success()
     folder = monorepo / "models/evil_model"
     assert load_config(folder / "config.yaml", check_folder_name=True).description == EVIL
     notebook = json.loads((folder / "notebooks/evil_model.ipynb").read_text(encoding="utf-8"))
@@ -39,14 +45,16 @@ def test_answers_are_taken_literally(cli: Cli, monorepo: Path) -> None:
 
 
 def test_quotes_in_the_name_keep_the_notebook_valid(cli: Cli, monorepo: Path) -> None:
-    cli("new", 'Say "hi" \\ to 😀', "--slug", "quoted", "--owner", 'o"k', "--no-input").assert_success()
+    cli("new", 'Say "hi" \\ to 😀', "--slug", "quoted", "--owner", 'o"k', "--no-input", "--no-lock").assert_success()
     notebook = json.loads((monorepo / "models/quoted/notebooks/quoted.ipynb").read_text(encoding="utf-8"))
     assert notebook["cells"][0]["source"][0] == '# Say "hi" \\ to 😀: exploration\n'
     assert load_config(monorepo / "models/quoted/config.yaml").owner == 'o"k'
 
 
 def test_records_answers_and_template_version(cli: Cli, monorepo: Path) -> None:
-    cli("new", "Fraud Scorer", "--framework", "lightgbm", "--task", "regression", "--no-input").assert_success()
+    cli(
+        "new", "Fraud Scorer", "--framework", "lightgbm", "--task", "regression", "--no-input", "--no-lock"
+    ).assert_success()
     record = json.loads((monorepo / "models/fraud_scorer/.template.json").read_text(encoding="utf-8"))
     assert record == {
         "template": "cookiecutter-model",
@@ -67,14 +75,14 @@ def test_records_answers_and_template_version(cli: Cli, monorepo: Path) -> None:
 
 def test_a_new_model_gets_ports_no_other_model_uses(cli: Cli, monorepo: Path) -> None:
     for name in ("One", "Two"):
-        cli("new", name, "--no-input").assert_success()
+        cli("new", name, "--no-input", "--no-lock").assert_success()
     ports = [load_config(monorepo / f"models/{m}/config.yaml").serving.ports for m in ("iris_classifier", "one", "two")]
     every = [p for block in ports for p in (block.dev, block.staging, block.production)]
     assert len(set(every)) == 9
 
 
 def test_explicit_slug(cli: Cli, monorepo: Path) -> None:
-    cli("new", "Fraud Detector v2", "--slug", "fraud_v2", "--no-input").assert_success()
+    cli("new", "Fraud Detector v2", "--slug", "fraud_v2", "--no-input", "--no-lock").assert_success()
     assert (monorepo / "models/fraud_v2/service.py").is_file()
 
 
@@ -104,7 +112,7 @@ def test_choices_are_the_schemas(cli: Cli) -> None:
 )
 def test_refused_answers_exit_2_and_create_nothing(cli: Cli, monorepo: Path, args: list[str], message: str) -> None:
     before = sorted(p.name for p in (monorepo / "models").iterdir())
-    result = cli("new", *args, "--no-input")
+    result = cli("new", *args, "--no-input", "--no-lock")
     assert result.code == 2
     assert message in result.err
     assert sorted(p.name for p in (monorepo / "models").iterdir()) == before

@@ -209,6 +209,24 @@ def test_clean_upgrade_keeps_the_model_edits_and_brings_every_template_change(re
     assert git(repo, "status", "--porcelain") == "", "a second run changes nothing"
 
 
+def test_a_template_change_to_the_requirements_locks_the_model_again(repo: Path, run: Run) -> None:
+    model = repo / "models/iris_classifier"
+    run(repo, "lock", "iris_classifier").assert_success()
+    commit_all(repo, "lock iris_classifier")
+    edit(
+        repo / "cookiecutter-model" / PROJECT / "requirements.txt",
+        lambda t: t.replace("sqlalchemy==", "six==1.17.0\nsqlalchemy==", 1),
+    )
+    commit_all(repo, "template: a new pin")
+    assert run(repo, "lock", "--all", "--check").code == 0  # the model has not taken it yet
+
+    result = run(repo, "upgrade", "iris_classifier").assert_success()
+    assert "six==1.17.0" in (model / "requirements.txt").read_text()
+    assert "the template changed its requirements; locking again" in result.out
+    assert re.search(r"^six==1\.17\.0 \\$", (model / "requirements.lock").read_text(), re.M)
+    run(repo, "lock", "--all", "--check").assert_success()
+
+
 def test_edits_on_the_same_lines_leave_conflict_markers_and_exit_1(repo: Path, run: Run) -> None:
     model = repo / "models/iris_classifier"
     key, value = default(model / "config.yaml")

@@ -81,7 +81,29 @@ def upgrade(
     else:
         report = upgrade_models(repo, models, check=check, force=force, trusted=trusted)
     show(report, table=every or len(report.outcomes) > 1)
-    return report.exit_code
+    if check:
+        return report.exit_code
+    return max(report.exit_code, relock(repo, [o.model for o in report.outcomes if o.files]))
+
+
+def relock(repo: Repo, models: list[str]) -> int:
+    """Lock again the models whose requirements an upgrade changed (their lock went stale); 1 when one fails."""
+    from uv import find_uv_bin
+
+    from modelctl.envs import installer_env
+    from modelctl.lockfile import LockError, make, status
+
+    failed = 0
+    for name in models:
+        if status(repo.model_dir(name)).state != "stale":
+            continue
+        out.print(f"{name}: the template changed its requirements; locking again ...", markup=False)
+        try:
+            out.print(make(repo.model_dir(name), str(find_uv_bin()), installer_env()).message, markup=False)
+        except LockError as exc:
+            failed = 1
+            err.print(f"error: {exc}\nrun `modelctl lock {name}` once the package index can be reached", markup=False)
+    return failed
 
 
 def show(report: Report, table: bool) -> None:
