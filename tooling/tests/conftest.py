@@ -143,10 +143,23 @@ def copy_monorepo(repo: Path) -> Path:
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "platform")
-    bake_example(repo / "models")
+    example = bake_example(repo / "models")
+    lock_like_this_repository(example)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "example model")
     return repo
+
+
+def lock_like_this_repository(example: Path) -> None:
+    """The example model's requirements.lock from this checkout, when the bake's requirements are the ones it
+    was made from (the example model carries the committed template: they are); otherwise the bake stays unlocked."""
+    from modelctl import lockfile
+
+    committed = ROOT / "models" / example.name / lockfile.LOCK
+    if committed.is_file():
+        shutil.copy2(committed, example / lockfile.LOCK)
+        if lockfile.status(example).state != "current":
+            (example / lockfile.LOCK).unlink()
 
 
 @pytest.fixture

@@ -322,7 +322,28 @@ class MC011(Check):
         return ", ".join(shown) + more
 
 
-CHECKS: tuple[type[Check], ...] = (MC001, MC002, MC003, MC004, MC005, MC006, MC007, MC008, MC009, MC010, MC011)
+class MC012(Check):
+    """the model environment is locked with hashes (requirements.lock, current)"""
+
+    fix = (
+        "run `modelctl lock MODEL` and commit requirements.lock: the environment then installs exactly those files, "
+        "each checked against its hash"
+    )
+
+    def check(self, model: ModelFolder) -> bool | str:
+        """requirements.lock is missing or out of date"""
+        from modelctl.lockfile import status
+
+        try:
+            state = status(model.folder)
+        except (OSError, ValueError) as exc:
+            return f"the requirements cannot be read ({exc})"
+        return True if state.state == "current" else state.message
+
+
+CHECKS: tuple[type[Check], ...] = (
+    MC001, MC002, MC003, MC004, MC005, MC006, MC007, MC008, MC009, MC010, MC011, MC012
+)  # fmt: skip
 
 
 def check_range(checks: tuple[type[Check], ...] = CHECKS) -> str:

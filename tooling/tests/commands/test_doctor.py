@@ -67,6 +67,7 @@ BREAK = {
     "MC009": (_secret, "settings.py contains a AWS access key"),
     "MC010": (_hook_failure, "ruff check"),
     "MC011": (_symlink, "train.csv -> ../../train.csv"),
+    "MC012": (_replace("requirements.txt", "numpy==2.4.6", "numpy==2.4.5"), "requirements.lock is out of date"),
 }
 
 
