@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from modelctl.ledger import Record
 from modelctl.repo import Repo
 from modelctl.state import State
@@ -31,6 +33,18 @@ def test_the_example_live_in_staging_and_a_model_never_deployed(cli: Cli, monore
     never = re.search(r'<tr data-attention="1" data-model="fraud_scorer">(.*?)</tr>', overview, re.S)
     assert never is not None and "never deployed" in never.group(1)
     assert (monorepo / "site" / "models" / "fraud_scorer.html").is_file()
+    assert "warning" not in result.err
+
+
+def test_a_store_without_any_deployment_record_is_named(
+    cli: Cli, monorepo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    state = State.of(Repo(monorepo))
+    state.ledger.append(Record(model=MODEL, env="staging", target="local", outcome="deployed", bento=f"{MODEL}:a"))
+    monkeypatch.setenv("MODELCTL_STORE", str(tmp_path / "typo"))  # not where the deploys were recorded
+    result = cli("dashboard", "-o", "site").assert_success()
+    assert f"warning: the state store {tmp_path / 'typo'}" in result.err
+    assert "holds no deployment record of any model" in result.err and "check MODELCTL_STORE" in result.err
 
 
 def test_a_folder_with_other_files_is_refused(cli: Cli, monorepo: Path) -> None:

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from modelctl.console import out
+from modelctl.console import err, out
 from modelctl.repo import Repo, find_repo
 
 
@@ -26,10 +26,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def dashboard(repo: Repo, output: Path, check_health: bool = True) -> int:
     from modelctl import dashboard as site  # deferred: Jinja2 and Plotly only for this command
+    from modelctl.state import State
 
     started = time.perf_counter()
-    built = site.build(repo, output, check_health=check_health)
+    state = State.of(repo)
+    built = site.build(repo, output, state=state, check_health=check_health)
     seconds = time.perf_counter() - started
+    if built.models and not state.ledger.models():
+        # A wrong store (a typo in MODELCTL_STORE, another bucket) looks like a repository nobody deployed from.
+        err.print(
+            f"warning: the state store {state.store.where('')} holds no deployment record of any model, so every "
+            "model shows as never deployed: if models were deployed, check MODELCTL_STORE (or [tool.modelctl] store)",
+            markup=False,
+        )
     out.print(
         f"dashboard: {built.models} models, {built.pages} pages, {built.charts} charts, "
         f"{built.reports} reports copied, {built.attention} need attention; {seconds:.1f}s -> "
