@@ -7,6 +7,7 @@ editable, pytest) and runs the model's tests from its folder. Label: `models`.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -40,34 +41,67 @@ def tox_extend_envs() -> Iterable[str]:
     return [PREFIX + d.name for d in model_dirs()]
 
 
+def _failing(message: str) -> dict[str, Any]:
+    """An environment that installs nothing and fails with ``message``: one model's lock problem stops that model's
+    env only (the lint env that reports the problem, and every other env, still run)."""
+    exit_with = [sys.executable, "-c", "import sys; sys.exit(sys.argv[1])", f"toxfile.py: {message}"]
+    return {"deps": PythonDeps("", root=ROOT), "commands_pre": [Command(exit_with)]}
+
+
+def _locked(model_dir: Path, lock: Path, uses_torch: bool) -> dict[str, Any]:
+    """Install exactly the lock's wheels (hash-checked, no resolution, nothing built), then the repository's own
+    projects with --no-deps, built by the backend the lock installed: what modelctl.envs does."""
+    lines = requirements.read(model_dir / "requirements-dev.txt")
+    options = [requirements.absolute(line) for line in lines if line.kind == "option"]
+    projects: list[str] = []
+    for line in lines:
+        if line.is_local:
+            folder = str(lockfile.project_of(line))
+            projects += ["-e", folder] if line.kind == "editable" else [folder]
+    if uses_torch:  # pip, whose configuration finds the CPU build on the machine's disk
+        install = ["python", "-m", "pip", "install", "--require-hashes", "--no-deps", "--only-binary", ":all:"]
+        pre = ["python", "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", *projects]
+    else:  # --no-config: no uv.toml in the model folder sets uv's options
+        from uv import find_uv_bin
+
+        uv = str(find_uv_bin())
+        install = [uv, "pip", "install", "--no-config", "--require-hashes", "--no-deps", "--no-build"]
+        pre = [uv, "pip", "install", "--no-config", "--quiet", "--no-deps", "--no-build-isolation", *projects]
+    return {
+        "deps": PythonDeps("\n".join([*options, f"-r {lock}"]), root=ROOT),
+        "install_command": Command([*install, "{opts}", "{packages}"]),
+        "commands_pre": [Command(pre)] if projects else [],
+    }
+
+
+def _install_settings(model_dir: Path) -> dict[str, Any]:
+    try:
+        locked = lockfile.status(model_dir)
+        uses_torch = lockfile.uses_torch(model_dir)
+    except lockfile.LockError as exc:
+        return _failing(str(exc))
+    if locked.state == "current":
+        return _locked(model_dir, locked.path, uses_torch)
+    if locked.state == "missing" and os.environ.get(lockfile.ALLOW_UNLOCKED) == "1":
+        return {"deps": PythonDeps("\n".join(requirement_lines(model_dir / "requirements-dev.txt")), root=ROOT)}
+    return _failing(locked.message)
+
+
 @impl
 def tox_add_core_config(core_conf: Any, state: Any) -> None:  # noqa: ARG001
     for model_dir in model_dirs():
-        dev_requirements = model_dir / "requirements-dev.txt"
-        uses_torch = any(line.name == "torch" for line in requirements.read(model_dir / "requirements.txt"))
-        deps, pre = requirement_lines(dev_requirements), []
-        locked = lockfile.status(model_dir)
-        if locked.state == "stale":
-            raise SystemExit(f"toxfile.py: {locked.message}")
-        if locked.state == "current":
-            # The lock's files (every one hash-checked), then the repository's own projects without dependencies.
-            lines = requirements.read(dev_requirements)
-            options = [requirements.absolute(line) for line in lines if line.kind == "option"]
-            projects = [requirements.absolute(line) for line in lines if line.is_local]
-            deps = [*options, f"-r {locked.path}"]
-            if uses_torch:  # pip: hash-checking mode is all or nothing, and a project folder has no hash
-                pre = [Command(["python", "-m", "pip", "install", "--quiet", "--no-deps", *" ".join(projects).split()])]
-            else:  # uv checks every hash the lock gives
-                deps += projects
         settings: dict[str, Any] = {
             "description": f"test model {model_dir.name} in its own environment",
             "labels": ["models"],
             "skip_install": True,
-            "deps": PythonDeps("\n".join(deps), root=ROOT),
             "change_dir": model_dir,
-            "commands_pre": pre,
             "commands": [Command(["pytest", "-q", "-p", "no:cacheprovider"])],
+            **_install_settings(model_dir),
         }
+        try:
+            uses_torch = lockfile.uses_torch(model_dir)
+        except lockfile.LockError:
+            uses_torch = False
         if uses_torch:
             # uv ignores the CPU torch wheel on local disk and would download CUDA builds (GBs): torch
             # models install with pip (see ../shared/notes/facts.md).

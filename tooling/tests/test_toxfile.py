@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from modelctl import lockfile
 
 
 def tox_list(repo: Path) -> str:
@@ -30,77 +34,58 @@ def test_folders_without_config_are_not_models(monorepo: Path) -> None:
     assert "model-scratch" not in tox_list(monorepo)
 
 
-def test_model_envs_carry_the_models_label_and_their_requirements(monorepo: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tox",
-            "config",
-            "-e",
-            "model-iris_classifier",
-            "-k",
-            "labels",
-            "deps",
-            "change_dir",
-            "runner",
-        ],
-        cwd=monorepo,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def tox_config(repo: Path, env: str, *keys: str, allow_unlocked: bool = False) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != lockfile.ALLOW_UNLOCKED}
+    if allow_unlocked:
+        environ[lockfile.ALLOW_UNLOCKED] = "1"
+    argv = [sys.executable, "-m", "tox", "config", "-e", env, "-k", *keys]
+    return subprocess.run(argv, cwd=repo, capture_output=True, text=True, check=False, env=environ)
+
+
+def test_model_envs_carry_the_models_label_and_install_their_lock(monorepo: Path) -> None:
+    result = tox_config(monorepo, "model-iris_classifier", "labels", "deps", "change_dir", "runner", "install_command",
+                        "commands_pre")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "labels = models" in result.stdout
-    # the example model carries its lock: the environment is exactly the lock's files, then shared/ itself
+    # exactly the lock's wheels, hash-checked, nothing resolved or built, no uv.toml of the model folder read
     assert f"-r {monorepo / 'models/iris_classifier/requirements.lock'}" in result.stdout
     assert "bentoml==" not in result.stdout
-    assert f"-e {monorepo / 'shared'}" in result.stdout, "the relative shared/ path is resolved against the file"
+    assert re.search(
+        r"install_command = \S*uv pip install --no-config --require-hashes --no-deps --no-build", result.stdout
+    )
+    # then shared/ itself, built by the locked backend, without its dependencies (the lock has them)
+    assert re.search(rf"--no-deps --no-build-isolation -e {re.escape(str(monorepo / 'shared'))}", result.stdout)
     assert f"change_dir = {monorepo / 'models/iris_classifier'}" in result.stdout
     assert "runner = uv-venv-runner" in result.stdout
 
-    (monorepo / "models/iris_classifier/requirements.lock").unlink()  # a model without a lock: its requirements
-    result = subprocess.run(
-        [sys.executable, "-m", "tox", "config", "-e", "model-iris_classifier", "-k", "deps"],
-        cwd=monorepo,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert "bentoml==1.4.40" in result.stdout and "pytest==" in result.stdout, (
-        "requirements-dev.txt -> requirements.txt"
-    )
-    assert f"-e {monorepo / 'shared'}" in result.stdout
+
+def test_without_a_lock_the_env_installs_nothing_unless_allowed(monorepo: Path) -> None:
+    (monorepo / "models/iris_classifier/requirements.lock").unlink()
+    refused = tox_config(monorepo, "model-iris_classifier", "deps", "commands_pre")
+    assert "iris_classifier/requirements.lock is missing: run `modelctl lock iris_classifier`" in refused.stdout
+    assert "bentoml==" not in refused.stdout
+    allowed = tox_config(monorepo, "model-iris_classifier", "deps", allow_unlocked=True)  # the test suites' road
+    assert "bentoml==1.4.40" in allowed.stdout and "pytest==" in allowed.stdout, "requirements-dev -> requirements"
+    assert f"-e {monorepo / 'shared'}" in allowed.stdout
 
 
-def test_a_stale_lock_stops_tox_with_what_to_run(monorepo: Path) -> None:
+def test_a_stale_lock_stops_that_model_s_env_only(monorepo: Path) -> None:
     requirements = monorepo / "models/iris_classifier/requirements.txt"
     requirements.write_text(requirements.read_text().replace("numpy==2.4.6", "numpy==2.4.5"))
-    result = subprocess.run(
-        [sys.executable, "-m", "tox", "config", "-e", "model-iris_classifier", "-k", "deps"],
-        cwd=monorepo,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "iris_classifier/requirements.lock is out of date" in result.stdout + result.stderr
-    assert "run `modelctl lock iris_classifier`" in result.stdout + result.stderr
+    result = tox_config(monorepo, "model-iris_classifier", "deps", "commands_pre")
+    assert "iris_classifier/requirements.lock is out of date" in result.stdout
+    assert "run `modelctl lock iris_classifier`" in result.stdout and "numpy" not in result.stdout
+    assert tox_config(monorepo, "lint", "deps").returncode == 0  # the env that reports it still runs
+    assert "model-iris_classifier" in tox_list(monorepo)
 
 
 def test_torch_models_use_pip(monorepo: Path) -> None:
     torch_model = monorepo / "models/torchy"
     shutil.copytree(monorepo / "models/iris_classifier", torch_model)
     (torch_model / "requirements.lock").unlink()  # not torchy's
-    requirements = torch_model / "requirements.txt"
-    requirements.write_text(requirements.read_text() + "torch==2.13.0\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "tox", "config", "-e", "model-torchy", "-k", "runner"],
-        cwd=monorepo,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    dev = torch_model / "requirements-dev.txt"  # torch in the dev requirements only: still pip
+    dev.write_text(dev.read_text() + "torch==2.13.0\n")
+    result = tox_config(monorepo, "model-torchy", "runner", allow_unlocked=True)
     assert "runner = virtualenv" in result.stdout, result.stdout + result.stderr
 
 
@@ -109,11 +94,5 @@ def test_pins_behind_an_include_reach_the_env(monorepo: Path) -> None:
     (monorepo / "models/iris_classifier/requirements.lock").unlink()  # the unlocked road
     requirements = monorepo / "models/iris_classifier/requirements.txt"
     requirements.write_text(requirements.read_text() + "tqdm==4.67.1\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "tox", "config", "-e", "model-iris_classifier", "-k", "deps"],
-        cwd=monorepo,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = tox_config(monorepo, "model-iris_classifier", "deps", allow_unlocked=True)
     assert "tqdm==4.67.1" in result.stdout and f"-e {monorepo / 'shared'}" in result.stdout, result.stdout

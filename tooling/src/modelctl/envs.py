@@ -1,15 +1,12 @@
-"""Each model runs in its own environment: the `model-<name>` tox env, built from its pinned requirements.
+"""Each model runs in its own environment, installed from its ``requirements.lock`` (:mod:`modelctl.lockfile`).
 
-tox is asked once per model and process, and not at all when a stamp beside the environment shows it
-was built from the same requirements, tox configuration and interpreter (a tox call costs 1-2 s even
-when nothing changes).
-
-With ``MODELCTL_ENV_CACHE`` set (the test suites and CI set it), environments are shared instead: one per
-content key (the interpreter, the tox configuration, every requirement line, and the files of every local
-project a requirement installs), under that folder, whichever monorepo or model asks. Models with the same
-requirements share one; a changed requirement or a changed file of ``shared/`` makes a new key, so a shared
-environment is never a stale one. Local projects are installed from a snapshot kept with the environment, so
-it never depends on the checkout that built it.
+Environments are kept by content key (the interpreter, tox.ini and toxfile.py, every requirement line, the files
+of every local project a requirement installs, and the lock): under ``MODELCTL_ENV_CACHE`` when it is set (the test
+suites and CI set it), shared by every monorepo and model that asks for the same key, else under the repository's
+``.modelctl/envs/``. A changed requirement, lock or file of ``shared/`` makes a new key, so an environment is never a
+stale one. Local projects are installed from a snapshot kept with the environment, so it never depends on the
+checkout that built it. tox's own ``model-<name>`` environments (`tox run -m models`) install the same lock the same
+way (toxfile.py).
 """
 
 from __future__ import annotations
@@ -41,86 +38,37 @@ class EnvError(ModelctlError):
     pass
 
 
-def tox(root: Path, *args: str, what: str | None = None, check: bool = True) -> cmd.Completed:
-    """tox in ``root`` with its own work dir.
-
-    A tox started from inside another tox env (as in CI) inherits TOX_WORK_DIR and would otherwise
-    put the model's environment in the outer project's .tox.
-    """
-    env = installer_env()
-    return cmd.run(
-        [sys.executable, "-m", "tox", "--workdir", str(root / ".tox"), *args],
-        what=what or f"tox {' '.join(args)}",
-        cwd=root,
-        env=env,
-        check=check,
-    )
-
-
 def installer_env() -> dict[str, str]:
     """The environment of package installs and resolution: the installer's settings and caches, and what a model's
     code may see; never deploy or store credentials (package installs run code from sdists)."""
     return model_process_env({k: v for k, v in os.environ.items() if k.startswith(("UV_", "PIP_"))})
 
 
-def env_dir(root: Path, model: str) -> Path:
-    return root / ".tox" / f"{TOX_PREFIX}{model}"
-
-
-def _fingerprint(root: Path, folder: Path) -> str:
-    digest = hashlib.sha256(sys.version.encode())
-    for name in ("tox.ini", "toxfile.py"):
-        path = root / name
-        digest.update(path.read_bytes() if path.is_file() else b"")
-    try:
-        lines = requirements.read(folder / "requirements-dev.txt")
-    except (OSError, ValueError) as exc:
-        raise EnvError(f"cannot read {folder / 'requirements-dev.txt'}: {exc}") from exc
-    for line in lines:
-        digest.update(requirements.absolute(line).encode() + b"\n")
-        if line.is_local:  # an editable project changes its metadata with its pyproject
-            project = (line.source.parent / line.target).resolve() / "pyproject.toml"
-            digest.update(project.read_bytes() if project.is_file() else b"")
-    digest.update(_lock_bytes(folder))
-    return digest.hexdigest()
-
-
 def _lock_bytes(folder: Path) -> bytes:
-    """The model's requirements.lock, which its environment is installed from when it is current; a stale lock is
-    refused before anything is installed."""
-    state = lockfile.status(folder)
-    if state.state == "stale":
-        raise EnvError(state.message)
-    return state.path.read_bytes() if state.state == "current" else b""
+    """The model's requirements.lock, which its environment is installed from. A stale or invalid lock is refused
+    before anything is installed, and so is a missing one unless MODELCTL_ALLOW_UNLOCKED=1 (the test suites, which
+    bake models that were never locked)."""
+    try:
+        state = lockfile.status(folder)
+    except lockfile.LockError as exc:
+        raise EnvError(str(exc)) from None
+    if state.state == "current":
+        return state.path.read_bytes()
+    if state.state == "missing" and os.environ.get(lockfile.ALLOW_UNLOCKED) == "1":
+        return b""
+    hint = f" (or set {lockfile.ALLOW_UNLOCKED}=1 to install from its requirements unverified)"
+    raise EnvError(state.message + (hint if state.state == "missing" else ""))
 
 
 def python_of(root: Path, model: str, folder: Path) -> Path:
-    """The python of ``model``'s environment, created or updated when its inputs changed."""
+    """The python of ``model``'s environment, created when its inputs changed: under ``MODELCTL_ENV_CACHE``,
+    shared by content key across checkouts, else under the repository's ``.modelctl/envs/``."""
     cache = os.environ.get(CACHE_VARIABLE)
-    if cache:
-        return _shared_python(Path(cache), root, model, folder)
-    python = env_dir(root, model) / "bin" / "python"
-    if (python, "") in _checked:
-        return python
-    stamp = env_dir(root, model) / STAMP
-    wanted = _fingerprint(root, folder)
-    if not (python.exists() and stamp.is_file() and stamp.read_text(encoding="utf-8") == wanted):
-        result = tox(root, "run", "-e", f"{TOX_PREFIX}{model}", "--notest", "-q", check=False)
-        if result.returncode != 0:
-            raise EnvError(
-                f"could not create the environment of {model} (`tox run -e {TOX_PREFIX}{model} --notest`, "
-                f"exit {result.returncode}):\n{cmd.tail_of(result.output, 12)}"
-            )
-        if not python.exists():
-            raise EnvError(f"tox reported success but {python} does not exist")
-        stamp.write_text(wanted, encoding="utf-8")
-    _checked[(python, "")] = python
-    return python
+    return _shared_python(Path(cache) if cache else root / ".modelctl" / "envs", root, model, folder)
 
 
 def forget(root: Path, model: str) -> None:
     """Forget that ``model``'s environment was checked in this process (tests rebuild environments)."""
-    _checked.pop((env_dir(root, model) / "bin" / "python", ""), None)
     for key in [k for k in _checked if k[1] == f"{root}:{model}"]:
         _checked.pop(key)
 
@@ -152,7 +100,7 @@ def tree_digest(folder: Path) -> str:
 
 
 def _local_project(line: requirements.Line) -> Path:
-    return (line.source.parent / Path(line.target).expanduser()).resolve()
+    return lockfile.project_of(line)
 
 
 def content_key(root: Path, folder: Path) -> str:
@@ -215,7 +163,7 @@ def _build_shared(home: Path, folder: Path, model: str) -> None:
         _install(model, [sys.executable, "-m", "venv", str(home)], folder, env)
     else:
         _install(model, [_uv(), "venv", "--quiet", "--python", sys.executable, str(home)], folder, env)
-    locked = lockfile.status(folder).state == "current"
+    locked = bool(_lock_bytes(folder))
     installs: list[str] = []
     options: list[str] = []  # index and find-links options of the requirements files: for the lock's files too
     projects: list[str] = []
@@ -232,15 +180,19 @@ def _build_shared(home: Path, folder: Path, model: str) -> None:
     python = str(home / "bin" / "python")
     if with_pip:
         installer_argv = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        wheels_only, projects_argv = ["--only-binary", ":all:"], ["--no-deps", "--no-build-isolation"]
     else:
-        installer_argv = [_uv(), "pip", "install", "--quiet", "--python", python]
+        # --no-config: no uv.toml or pyproject.toml of the model folder (uv's working directory) sets its options.
+        installer_argv = [_uv(), "pip", "install", "--no-config", "--quiet", "--python", python]
+        wheels_only, projects_argv = ["--no-build"], ["--no-deps", "--no-build-isolation"]
     if locked:
-        # Exactly the lock's files, each checked against its hashes, nothing resolved; then the repository's own
-        # projects, whose dependencies the lock holds.
+        # Exactly the lock's wheels, each checked against its hashes, nothing resolved and nothing built; then the
+        # repository's own projects, built by the backend the lock installed, their dependencies already there.
         lock = str(folder / lockfile.LOCK)
-        _install(model, [*installer_argv, *options, "--require-hashes", "--no-deps", "-r", lock], folder, env)
+        argv = [*installer_argv, *options, "--require-hashes", "--no-deps", *wheels_only, "-r", lock]
+        _install(model, argv, folder, env)
         if projects:
-            _install(model, [*installer_argv, "--no-deps", *projects], folder, env)
+            _install(model, [*installer_argv, *projects_argv, *projects], folder, env)
     else:
         _install(model, [*installer_argv, *options, *installs, *projects], folder, env)
 

@@ -6,10 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
+from modelctl import requirements
 from modelctl.console import err, out
 from modelctl.envs import installer_env
 from modelctl.errors import UsageError
-from modelctl.lockfile import LockError, make, status
+from modelctl.lockfile import SOURCE, LockError, make, status
 from modelctl.repo import Repo, find_repo
 
 
@@ -32,16 +33,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def models_of(repo: Repo, files: list[Path]) -> list[str]:
     """The models whose lock a change of ``files`` may leave stale: a model's own files, or every model for a
     change of a shared project's pyproject.toml."""
+    changed = {path.resolve() for path in files}
+    if any(path.is_relative_to(repo.root / "shared") for path in changed):
+        return [m.name for m in repo.models()]
     names: set[str] = set()
-    for path in files:
-        try:
-            parts = path.resolve().relative_to(repo.root).parts
-        except ValueError:
+    for name in repo.model_names():
+        folder = repo.model_dir(name).resolve()
+        if any(path.is_relative_to(folder) for path in changed):
+            names.add(name)
             continue
-        if parts[:1] == ("shared",):
-            return [m.name for m in repo.models()]
-        if len(parts) >= 3 and parts[0] == "models" and (repo.root / "models" / parts[1] / "config.yaml").is_file():
-            names.add(parts[1])
+        try:  # a model whose requirements include a changed file of another folder (`-r ../other/...`)
+            read = {line.source for line in requirements.read(folder / SOURCE)}
+        except (OSError, ValueError):
+            continue
+        if read & changed:
+            names.add(name)
     return sorted(names)
 
 
