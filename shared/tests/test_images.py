@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,19 @@ import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from modelkit import ModelConfig
-from modelkit.images import ImageError, ImageLimits, base64_image, decode_base64, image_batch, open_image
+from modelkit.images import (
+    ImageError,
+    ImageLimits,
+    base64_image,
+    decode_base64,
+    file_schema,
+    image_batch,
+    image_file,
+    image_schema,
+    open_image,
+    open_upload,
+    upload_batch,
+)
 from modelkit.testing.hostile import hostile_images, png_declaring
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow is in the environment of every image model: pip install pillow")
@@ -93,3 +106,47 @@ def test_a_format_outside_the_list_is_refused_even_when_pillow_reads_it() -> Non
     with pytest.raises(ImageError, match="allowed format"):
         open_image(gif, LIMITS)
     assert open_image(gif, ImageLimits(LIMITS.max_bytes, LIMITS.max_pixels, ("GIF",))).size == (16, 16)
+
+
+def test_the_document_says_what_an_image_field_takes() -> None:
+    """What /docs.json shows, and what `modelctl fuzz` generates images from (issue 21)."""
+    field = Row.model_json_schema()["properties"]["image"]
+    assert field == {
+        **field,
+        "type": "string",
+        "format": "base64-image",
+        "contentEncoding": "base64",
+        "contentMediaType": "image/*",
+        "x-image-formats": ["PNG", "JPEG"],
+        "x-max-image-bytes": 524_288,
+        "x-max-image-pixels": 4_000_000,
+        "maxLength": LIMITS.max_base64_chars,
+    }
+    png_only = ImageLimits(1000, 64, ("PNG",))
+    assert image_schema(png_only)["contentMediaType"] == "image/png"
+    upload = file_schema(png_only)
+    assert upload["format"] == "binary" and "contentEncoding" not in upload  # a file part, raw bytes
+    assert (upload["x-image-formats"], upload["x-max-image-bytes"]) == (["PNG"], 1000)
+
+
+class Upload(BaseModel):
+    image: image_file(LIMITS)  # type: ignore[valid-type]
+
+
+def test_an_uploaded_file_is_checked_like_a_base64_image(tmp_path: Path) -> None:
+    good = tmp_path / "digit.png"
+    good.write_bytes(encoded("JPEG"))  # the name says PNG, the bytes are what count
+    assert Upload(image=good).image == good
+    assert open_upload(good, LIMITS).format == "JPEG"
+    batch = upload_batch([good, good], LIMITS, (8, 8), scale=16.0)
+    assert batch.shape == (2, 8, 8) and np.allclose(batch, 16.0, atol=0.3)
+    for name, data in {"gif": encoded("GIF"), "bomb": png_declaring(60_000, 60_000), "empty": b""}.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(ValidationError) as caught:
+            Upload(image=path)
+        assert [e["loc"] for e in caught.value.errors()] == [("image",)], name
+    big = tmp_path / "big"
+    big.write_bytes(encoded() + b"\0" * LIMITS.max_bytes)
+    with pytest.raises(ImageError, match=r"the limit is 524288 \(serving.max_image_bytes\)"):
+        open_upload(big, LIMITS)

@@ -60,6 +60,7 @@ from modelkit.serving import (
     service_class,
     service_options,
 )
+from modelkit.uploads import UploadGuard, upload_routes
 
 
 class ModelIO(Protocol):
@@ -107,7 +108,10 @@ class GuardedService(bentoml.Service):  # type: ignore[misc]  # bentoml is untyp
         super().__attrs_post_init__()
         if self.max_request_bytes is not None:
             # Outermost first: the guards answer before anything is parsed; ErrorBodies sees BentoML's errors.
-            self.add_asgi_middleware(RequestLimits, max_bytes=self.max_request_bytes)
+            uploads = upload_routes(self)  # endpoints with file parameters (multipart/form-data), issue 21
+            self.add_asgi_middleware(RequestLimits, max_bytes=self.max_request_bytes, upload_routes=uploads)
+            if uploads:
+                self.add_asgi_middleware(UploadGuard, routes=uploads)
             self.add_asgi_middleware(ErrorBodies)
 
     def to_asgi(self, is_main: bool = True) -> Any:

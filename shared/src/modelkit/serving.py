@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +103,14 @@ class RequestLimits:
     Content-Length header is checked first, and chunked bodies are counted as they arrive.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, json_only: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, json_only: bool = True, upload_routes: Collection[str] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.json_only = json_only
+        # Routes that take files (multipart/form-data): modelkit.uploads.UploadGuard checks their content type.
+        self.upload_routes = frozenset(upload_routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -141,7 +146,7 @@ class RequestLimits:
         if scope.get("method") not in {"POST", "PUT", "PATCH"}:
             await self.app(scope, receive, send)
             return
-        if self.json_only and not _is_json(content_type):
+        if self.json_only and not _is_json(content_type) and scope.get("path") not in self.upload_routes:
             shown = None if content_type is None else content_type[:_MAX_ECHO]
             await send_json(
                 send,

@@ -6,10 +6,14 @@ of schemathesis's checks: status code, content type, headers and body schema, ne
 rejected, positive data accepted); repeated Content-Type or Content-Length headers get 400; the
 server log grows by at most ``max_log_bytes`` per bad request (when its path is given); the server
 is still ready afterwards and its memory grew by less than the allowed bound.
+
+Image fields (``input: image``, issue 21) get real images in schemathesis's positive cases, base64 in JSON or as
+file parts (``modelctl.fuzz_formats``); its negative cases still send garbage, which must get a documented 4xx.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import shlex
 import socket
@@ -17,12 +21,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from modelctl import cmd, procs
+from modelctl.fuzz_formats import FormatError, ImageSpec, image_specs, registered, require_pillow, write_hooks
 from modelctl.processenv import model_process_env
 from modelkit import MAX_ERROR_BYTES
 
@@ -244,6 +250,55 @@ def hostile_cases(sample: dict[str, Any], max_bytes: int, max_rows: int) -> Iter
     )
 
 
+_BOUNDARY = "modelctl-fuzz"
+
+
+def _multipart(*parts: tuple[str, str | None, bytes]) -> bytes:
+    """A multipart/form-data body (boundary ``_BOUNDARY``) of (field, filename or None for a text value, content)."""
+    body = b""
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+        body += f"--{_BOUNDARY}\r\nContent-Disposition: {disposition}\r\n".encode()
+        body += (b"Content-Type: image/png\r\n" if filename is not None else b"") + b"\r\n" + content + b"\r\n"
+    return body + f"--{_BOUNDARY}--\r\n".encode()
+
+
+def upload_routes(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """(route, field) of every image file field of a multipart/form-data request body in an OpenAPI document."""
+    found = []
+    for route, methods in document.get("paths", {}).items():
+        content = methods.get("post", {}).get("requestBody", {}).get("content", {})
+        properties = content.get("multipart/form-data", {}).get("schema", {}).get("properties", {})
+        found += [(route, name) for name, field in properties.items() if isinstance(field, dict) and image_specs(field)]
+    return found
+
+
+def upload_cases(route: str, field: str, max_bytes: int) -> Iterator[Hostile]:
+    """Hostile uploads for an image file field (issue 21): each must get a documented 4xx, never a 5xx."""
+    multipart = f"multipart/form-data; boundary={_BOUNDARY}"
+    from modelkit.testing.hostile import png_declaring  # modelkit.testing needs pytest: only when fuzzing
+
+    bomb = png_declaring(50_000, 40_000)  # a few hundred bytes declaring 2 gigapixels
+
+    def case(name: str, body: bytes, content_type: str | None = multipart, expect: int | None = None) -> Hostile:
+        return Hostile(f"{route} {name}", body, content_type, path=route, expect=expect)
+
+    yield case("upload: not an image", _multipart((field, "x.png", b"hello, I am not an image")))
+    yield case("upload: decompression bomb", _multipart((field, "bomb.png", bomb)))
+    yield case("upload: truncated PNG", _multipart((field, "x.png", bomb[:40])))
+    yield case("upload: empty file", _multipart((field, "x.png", b"")))
+    yield case("upload: two files", _multipart((field, "a.png", bomb), (field, "b.png", bomb)))
+    # BentoML 1.4 fetches a file field sent as text as a URL (modelkit.uploads refuses it first).
+    yield case("upload: file field as text (a URL)", _multipart((field, None, b"https://example.com/x.png")))
+    yield case("upload: missing file part", _multipart(("other", None, b"1")))
+    yield case("upload: unknown file part", _multipart(("other", "x.png", b"\xff\xfe\x00binary")))
+    yield case("upload: no parts", f"--{_BOUNDARY}--\r\n".encode())
+    yield case("upload: not multipart", b"\x00\x01 garbage")
+    yield case("upload: no boundary", _multipart((field, "x.png", bomb)), "multipart/form-data", expect=415)
+    yield case("upload: JSON body", json.dumps({field: "iVBORw0KGgo="}).encode(), "application/json", expect=415)
+    yield case("upload: oversized body", _multipart((field, "x.png", bomb + b"\0" * max_bytes)), expect=413)
+
+
 def _send_raw(url: str, case: Hostile, timeout: float = 60) -> tuple[int, bytes]:
     """POST ``case`` over a plain socket, its headers exactly as given (HTTP clients merge repeats)."""
     parts = urlsplit(url)
@@ -405,15 +460,62 @@ def run_schemathesis(url: str, examples: int, result: FuzzResult, seed: int | No
 
     config = SchemathesisConfig.from_dict(_schemathesis_config())
     schema = schemathesis.openapi.from_url(f"{url}/docs.json", config=config)
-    for item in schema.get_all_operations():
-        if not isinstance(item, Ok):
-            result.fail(Failure("/docs.json", None, f"an operation cannot be tested: {item.err()}", ""))
-            continue
-        operation = item.ok()
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            if operation.method.upper() == "GET" and mode is GenerationMode.NEGATIVE:
-                continue  # probe and metrics routes take no input
-            _schemathesis_test(url, operation, mode, examples, result, seed)()
+    with _document_formats(schema.raw_schema, result):
+        for item in schema.get_all_operations():
+            if not isinstance(item, Ok):
+                result.fail(Failure("/docs.json", None, f"an operation cannot be tested: {item.err()}", ""))
+                continue
+            operation = item.ok()
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                if operation.method.upper() == "GET" and mode is GenerationMode.NEGATIVE:
+                    continue  # probe and metrics routes take no input
+                _schemathesis_test(url, operation, mode, examples, result, seed)()
+
+
+@contextmanager
+def _document_formats(document: dict[str, Any], result: FuzzResult) -> Iterator[None]:
+    """Generators for the document's own formats (real images for image fields, issue 21) while schemathesis runs;
+    a field fuzzing cannot generate for is a failure that says why."""
+    try:
+        specs = _usable(image_specs(document))
+    except FormatError as exc:
+        result.fail(Failure("/docs.json", None, str(exc), ""))
+        specs = {}
+    with registered(specs):
+        yield
+
+
+def _usable(specs: dict[str, ImageSpec]) -> dict[str, ImageSpec]:
+    if specs:
+        require_pillow()
+    return specs
+
+
+def _document_at(url: str, result: FuzzResult) -> dict[str, Any]:
+    """The service's /docs.json ({} and a failure when it cannot be read)."""
+    import httpx
+
+    try:
+        document = httpx.get(f"{url}/docs.json", timeout=60).raise_for_status().json()
+    except (httpx.HTTPError, ValueError) as exc:
+        result.fail(Failure("/docs.json", None, f"cannot read the document: {exc}", f"curl -sS {url}/docs.json"))
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _image_specs_at(url: str, result: FuzzResult) -> dict[str, ImageSpec]:
+    try:
+        return _usable(image_specs(_document_at(url, result)))
+    except FormatError as exc:
+        result.fail(Failure("/docs.json", None, str(exc), ""))
+    return {}
+
+
+def _upload_routes_at(url: str, result: FuzzResult) -> list[tuple[str, str]]:
+    try:
+        return upload_routes(_document_at(url, result))
+    except FormatError:
+        return []  # reported where the formats are registered
 
 
 def _schemathesis_test(
@@ -455,7 +557,12 @@ def run_coverage(url: str, result: FuzzResult, timeout: float = 600) -> None:
         report = Path(tmp) / "schemathesis.json"
         config = Path(tmp) / "schemathesis.toml"
         statuses = ", ".join(json.dumps(status) for status in NEGATIVE_REJECTIONS)
-        config.write_text(f"[checks.negative_data_rejection]\nexpected-statuses = [{statuses}]\n", encoding="utf-8")
+        # A format registered in this process does not reach schemathesis's own run: its hooks file does.
+        specs = _image_specs_at(url, result)
+        hooks = f"hooks = {json.dumps(str(write_hooks(specs, Path(tmp))))}\n" if specs else ""
+        config.write_text(
+            f"{hooks}[checks.negative_data_rejection]\nexpected-statuses = [{statuses}]\n", encoding="utf-8"
+        )
         argv = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", document]
         argv += ["--checks", "all", "--phases", "coverage"]
         argv += ["--workers", "1", "--report", "json", "--report-json-path", str(report)]
@@ -496,7 +603,8 @@ def fuzz(
     result = FuzzResult(max_growth_mb=max_growth_mb, max_error_bytes=max_error_bytes, max_log_bytes=max_log_bytes)
     watch = LogWatch(server_log)
     result.rss_before_mb = rss_mb(server_pids)
-    run_hostile(url, hostile_cases(sample, max_bytes, max_rows), result, server_log)
+    uploads = [case for route, name in _upload_routes_at(url, result) for case in upload_cases(route, name, max_bytes)]
+    run_hostile(url, itertools.chain(hostile_cases(sample, max_bytes, max_rows), uploads), result, server_log)
     run_schemathesis(url, examples, result)
     if server_log is not None:
         # Measured before the coverage run, whose requests are not counted one by one.
