@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def train(model_dir: Path, forest: int) -> str:
+def train(model_dir: Path, forest: int, python: str = sys.executable) -> str:
     code = (
         "import sys; sys.path.insert(0, '.');"
         "import train, model_io, api_schema;"
@@ -84,7 +85,7 @@ def train(model_dir: Path, forest: int) -> str:
         "m = train.fit(RF(n_estimators=forest, random_state=0, n_jobs=1) if forest else train.build_model(), tr);"
         "print(model_io.save(m, train.evaluate(m, ho), {'framework': 'bench', 'git_commit': 'bench'}))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=model_dir, capture_output=True, text=True, check=True)
+    out = subprocess.run([python, "-c", code], cwd=model_dir, capture_output=True, text=True, check=True)
     return out.stdout.strip().splitlines()[-1]
 
 
@@ -96,11 +97,13 @@ def service_name(path: Path) -> str:
     raise SystemExit(f"no service found in {path}")
 
 
-def start(server: str, model_dir: Path, tag: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start(
+    server: str, model_dir: Path, tag: str, port: int, log: Path, python: str = sys.executable
+) -> subprocess.Popen[bytes]:
     if server == "bentoml":
         service = service_name(model_dir / "service.py")
         cmd = [
-            sys.executable,
+            python,
             "-m",
             "bentoml",
             "serve",
@@ -111,14 +114,16 @@ def start(server: str, model_dir: Path, tag: str, port: int, log: Path) -> subpr
             str(port),
         ]
     else:
-        cmd = [sys.executable, str(ROOT / "bench" / "fastapi_baseline.py"), str(model_dir), tag, str(port)]
+        cmd = [python, str(ROOT / "bench" / "fastapi_baseline.py"), str(model_dir), tag, str(port)]
     with log.open("wb") as handle:
         return subprocess.Popen(cmd, cwd=model_dir, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def load(model_dir: Path, url: str, users: int, duration: int, prefix: Path) -> tuple[float, float, float, int, int]:
+def load(
+    model_dir: Path, url: str, users: int, duration: int, prefix: Path, python: str = sys.executable
+) -> tuple[float, float, float, int, int]:
     cmd = [
-        sys.executable,
+        python,
         "-m",
         "locust",
         "-f",
@@ -138,9 +143,11 @@ def load(model_dir: Path, url: str, users: int, duration: int, prefix: Path) -> 
         "--loglevel",
         "WARNING",
     ]
-    subprocess.run(cmd, cwd=model_dir, capture_output=True, check=False, timeout=duration + 60)
+    run = subprocess.run(cmd, cwd=model_dir, capture_output=True, text=True, check=False, timeout=duration + 60)
     with open(f"{prefix}_stats.csv", newline="") as handle:
         row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
+    if int(row["Request Count"]) == 0:  # no percentiles to read ("N/A"): say why instead
+        raise RuntimeError(f"Locust completed no request to {url} in {duration}s: {run.stderr[-1500:]}")
     return (
         float(row["Requests/s"]),
         float(row["50%"]),
@@ -166,14 +173,59 @@ def patched_copy(model_dir: Path, overrides: list[str], tmp: Path) -> Path:
     return copy
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="iris_classifier")
-    parser.add_argument("--forest", type=int, default=0, help="serve an N-tree random forest instead")
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """The options every side-by-side serving bench shares (this one and bench/serving_inputs.py)."""
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+
+
+def one_round(
+    round_no: int,
+    model_dir: Path,
+    tag: str,
+    users: int,
+    duration: int,
+    tmp: Path,
+    python: str = sys.executable,
+    label: str = "",
+    on_ready: Callable[[str, str], None] | None = None,
+) -> list[Result]:
+    """Each server started fresh and loaded in turn, the order alternating with ``round_no`` (noise hits both);
+    ``on_ready(server, url)`` runs before the load starts."""
+    results: list[Result] = []
+    order = ("bentoml", "fastapi") if round_no % 2 == 0 else ("fastapi", "bentoml")
+    for server in order:
+        stem = "-".join(filter(None, (label.strip(), server, str(round_no))))
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = start(server, model_dir, tag, port, tmp / f"{stem}.log", python)
+        try:
+            wait_ready(f"{url}/readyz", proc)
+            if on_ready is not None:
+                on_ready(server, url)
+            rps, p50, p90, fails, reqs = load(model_dir, url, users, duration, tmp / stem, python)
+        finally:
+            stop(proc)
+        results.append(Result(server, rps, p50, p90, fails, reqs))
+        print(
+            f"  {label}round {round_no + 1} {server:8} {rps:8.1f} RPS  P50 {p50:6.0f} ms  P90 {p90:6.0f} ms"
+            f"  failures {fails}/{reqs}",
+            flush=True,
+        )
+    return results
+
+
+def median(results: list[Result], server: str, attr: str) -> float:
+    return float(statistics.median(getattr(r, attr) for r in results if r.server == server))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="iris_classifier")
+    parser.add_argument("--forest", type=int, default=0, help="serve an N-tree random forest instead")
+    add_load_options(parser)
     args = parser.parse_args()
     model_dir = ROOT / "models" / args.model
 
@@ -188,36 +240,16 @@ def main() -> int:
         print(f"model: {label}, tag {tag}; {args.users} users, {args.duration}s x {args.rounds} rounds", flush=True)
         results: list[Result] = []
         for round_no in range(args.rounds):
-            order = ("bentoml", "fastapi") if round_no % 2 == 0 else ("fastapi", "bentoml")
-            for server in order:
-                port = free_port()
-                proc = start(server, model_dir, tag, port, Path(tmp) / f"{server}-{round_no}.log")
-                try:
-                    wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
-                    rps, p50, p90, fails, reqs = load(
-                        model_dir,
-                        f"http://127.0.0.1:{port}",
-                        args.users,
-                        args.duration,
-                        Path(tmp) / f"{server}-{round_no}",
-                    )
-                finally:
-                    stop(proc)
-                results.append(Result(server, rps, p50, p90, fails, reqs))
-                print(
-                    f"  round {round_no + 1} {server:8} {rps:8.1f} RPS  P50 {p50:6.0f} ms  P90 {p90:6.0f} ms"
-                    f"  failures {fails}/{reqs}",
-                    flush=True,
-                )
+            results += one_round(round_no, model_dir, tag, args.users, args.duration, Path(tmp))
 
-    def median(server: str, attr: str) -> float:
-        return statistics.median(getattr(r, attr) for r in results if r.server == server)
+    def med(server: str, attr: str) -> float:
+        return median(results, server, attr)
 
     print("\n| server  | RPS | P50 ms | P90 ms |\n| --- | --- | --- | --- |")
     for server in ("bentoml", "fastapi"):
-        print(f"| {server} | {median(server, 'rps'):.0f} | {median(server, 'p50'):.0f} | {median(server, 'p90'):.0f} |")
-    rps_ratio = median("bentoml", "rps") / median("fastapi", "rps")
-    p90_ratio = median("bentoml", "p90") / median("fastapi", "p90")
+        print(f"| {server} | {med(server, 'rps'):.0f} | {med(server, 'p50'):.0f} | {med(server, 'p90'):.0f} |")
+    rps_ratio = med("bentoml", "rps") / med("fastapi", "rps")
+    p90_ratio = med("bentoml", "p90") / med("fastapi", "p90")
     print(
         f"\nratio BentoML/FastAPI: throughput {rps_ratio:.2f}x, P90 {p90_ratio:.2f}x "
         f"(goal: throughput >= 1.0x at P90 <= 1.2x)"
