@@ -168,8 +168,11 @@ def test_ci_checks_the_changed_models_by_shard_with_the_base_rules() -> None:
         keys = [s["with"]["key"] for s in jobs[job]["steps"] if "actions/cache@" in str(s.get("uses"))]
         assert any(k.startswith("uv-") and "hashFiles('tooling/*.lock'" in k for k in keys), (job, keys)
     model_keys = [s["with"] for s in model["steps"] if "actions/cache@" in str(s.get("uses"))]
-    env_cache = next(c for c in model_keys if c["path"] == ".tox/model-*")
-    assert "hashFiles('models/*/requirements*.txt'" in env_cache["key"] and "restore-keys" not in env_cache
+    env_cache = next(c for c in model_keys if c["path"] == ".modelctl/envs")  # modelctl.envs' own folder
+    assert "hashFiles('models/*/requirements*'" in env_cache["key"] and "restore-keys" not in env_cache  # locks too
+    # entity models' features are loaded before their candidates serve (a no-op for the others)
+    model_runs = " ".join(s.get("run", "") for s in model["steps"])
+    assert model_runs.index('modelctl features materialize --models="$MODELS"') < model_runs.index("modelctl ci check")
     assert {j.job for j in PULL_REQUEST_JOBS} <= set(jobs), "modelctl ci plan describes jobs that exist"
     assert "secrets." not in (ROOT / ".github/workflows/ci.yml").read_text(), "pull requests get no secrets"
 

@@ -35,11 +35,13 @@ MODEL = "iris_classifier"
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repo]:
     """A monorepo copy with a second scheduled model and one without a schedule."""
     root = copy_monorepo(tmp_path_factory.mktemp("airflow") / "repo")
-    for name, schedule in (("fraud_scorer", "15 */6 * * *"), ("unscheduled", None)):
+    for name, schedule in (("fraud_scorer", "15 */6 * * *"), ("unscheduled", None), ("churn_scorer", "0 4 * * *")):
         shutil.copytree(root / "models" / MODEL, root / "models" / name)
         path = root / "models" / name / "config.yaml"
         config = yaml.safe_load(path.read_text())
         config["name"], config["retrain"]["schedule"] = name, schedule
+        if name == "churn_scorer":  # an entity model's DAG loads the feature store first (issue 21)
+            config["input"] = "entity"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
     git(root, "add", "-A")
     git(root, "commit", "-qm", "more models")
@@ -61,11 +63,17 @@ def dagbag() -> object:
 def test_dagbag_imports_one_dag_per_scheduled_model(repo: Repo) -> None:
     bag = dagbag()
     assert bag.import_errors == {}
-    assert set(bag.dags) == {"retrain_iris_classifier", "retrain_fraud_scorer"}
+    assert set(bag.dags) == {"retrain_iris_classifier", "retrain_fraud_scorer", "retrain_churn_scorer"}
     for dag_id, dag in bag.dags.items():
         schedule = repo.config(dag_id.removeprefix("retrain_")).retrain.schedule
         assert dag.timetable.expression == schedule
-        assert [t.task_id for t in dag.topological_sort()][:4] == ["monitor", "extract", "train", "evaluate"]
+        order = [t.task_id for t in dag.topological_sort()]
+        if dag_id == "retrain_churn_scorer":
+            assert order[:5] == ["monitor", "features", "extract", "train", "evaluate"]
+            assert dag.task_dict["features"].upstream_task_ids == {"monitor"}
+            assert dag.task_dict["extract"].upstream_task_ids == {"features"}
+            continue
+        assert order[:4] == ["monitor", "extract", "train", "evaluate"]
         assert set(dag.task_dict) == {
             "monitor",
             "extract",

@@ -19,7 +19,7 @@ SCHEMA_VERSION = 1
 
 Framework = Literal["sklearn", "xgboost", "lightgbm", "pytorch", "catboost", "tensorflow", "custom"]
 Task = Literal["classification", "regression"]
-Input = Literal["tabular", "text", "image"]  # what a request row carries (issue 21)
+Input = Literal["tabular", "text", "image", "entity"]  # what a request row carries (issue 21)
 ImageFormat = Literal["PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"]  # Pillow's names
 Target = Literal["local", "kubernetes", "bentocloud"]
 EnvName = Literal["staging", "production"]

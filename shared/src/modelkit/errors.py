@@ -198,10 +198,10 @@ ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
 # What an API operation can answer besides 200, and the body of each.
 _API_ERRORS: dict[str, tuple[str, str]] = {
     "400": ("Invalid request: bad JSON, a field missing, unknown, of the wrong type or out of range", "BadRequest"),
-    "404": ("Not Found", "Error"),
+    "404": ("Not Found (input: entity, an id the feature store holds no features for; the error names it)", "Error"),
     "408": ("Body slower than serving.body_min_bytes_per_s or longer than serving.body_timeout_s", "RequestTimeout"),
     "413": ("Request body larger than serving.max_request_bytes", "PayloadTooLarge"),
-    "415": ("Content type other than JSON", "UnsupportedMediaType"),
+    "415": ("Content type other than JSON (multipart/form-data on an upload route)", "UnsupportedMediaType"),
     "429": ("More requests in flight than serving.max_concurrency", "Error"),
     "500": ("Internal Server Error", "Error"),
     "503": ("Service Unavailable (e.g. the batch queue is full)", "Error"),

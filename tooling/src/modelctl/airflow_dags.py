@@ -1,7 +1,10 @@
 """Airflow DAG factory: one DAG `retrain_<model>` per model that has a `retrain.schedule`.
 
 Optional (`pip install 'modelctl[airflow]'`, Airflow 3.3): nothing else in the platform needs Airflow.
-Tasks: monitor -> extract -> train -> evaluate -> decide (branch) -> deploy_trigger | skip -> notify -> cleanup.
+Tasks: monitor -> extract -> train -> evaluate -> decide (branch) -> deploy_trigger | skip -> notify -> cleanup;
+an entity model (`input: entity`, issue 21) has `features` between monitor and extract: the shared feature store
+applied and its online store loaded (`modelctl features materialize`), so the candidate is scored and served on
+current features.
 monitor (issue 22) judges drift and quality of the live version and alerts on drift or a breach; with
 `monitor.retrain_on_drift` the run goes on only then (a monitor that cannot run never holds a retrain back). Each
 other task calls the same retraining steps as `modelctl retrain` in CI (modelctl.delivery.retrain): the champion is
@@ -70,6 +73,12 @@ def retrain_dag(model: Model, schedule: str) -> Any:
             return before_retrain(model, get_current_context()["params"]["env"])
 
         @task
+        def features() -> None:
+            from modelctl.features import materialize
+
+            materialize(model.repo.root, State.of(model.repo).root)
+
+        @task
         def extract() -> str:
             steps.require_shared_store(model)  # deploy.yml can only pull the winner from there
             if in_ci():
@@ -131,7 +140,10 @@ def retrain_dag(model: Model, schedule: str) -> Any:
             steps.remove_run_folder(steps.run_folder_path(model, get_current_context()["run_id"]))
 
         folder = extract()
-        monitor() >> folder
+        if model.config.input == "entity":
+            monitor() >> features() >> folder
+        else:
+            monitor() >> folder
         evaluation = evaluate(folder, train(folder))
         trigger, skipped = deploy_trigger(evaluation), skip()
         decide(evaluation) >> [trigger, skipped]

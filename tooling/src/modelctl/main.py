@@ -17,6 +17,7 @@ from modelctl.commands import (
     deploy,
     doctor,
     export,
+    features,
     fuzz,
     ledger,
     list_models,
@@ -64,6 +65,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     monitor,
     notify,
     upgrade,
+    features,
     lock,
 )
 

@@ -32,6 +32,10 @@ from modelkit.samples import read_sample
 
 PLUGIN = "modelkit.testing"
 KEEP_HOME_ENV = "MODEL_TESTS_KEEP_BENTOML_HOME"
+# Entity models (input: entity) test against a feature store of their own, in a temporary folder, with the SQLite
+# online store: never the one MODEL_FEATURE_DATA or MODEL_FEATURE_ONLINE_STORE name (that may be production's Redis).
+KEEP_FEATURES_ENV = "MODEL_TESTS_KEEP_FEATURE_STORE"
+_FEATURES = pytest.StashKey[str]()
 _MODEL_DIR = pytest.StashKey[Path]()
 _CONFTEST = pytest.StashKey[Path]()
 _HOME = pytest.StashKey[str]()
@@ -62,12 +66,20 @@ def pytest_configure(config: pytest.Config) -> None:
         home = tempfile.mkdtemp(prefix="bentoml-test-")
         config.stash[_HOME] = home
         os.environ["BENTOML_HOME"] = home
+    if load_config(folder / "config.yaml").input == "entity" and KEEP_FEATURES_ENV not in os.environ:
+        from modelkit import features
+
+        data = tempfile.mkdtemp(prefix="feature-store-test-")
+        config.stash[_FEATURES] = data
+        os.environ[features.DATA_ENV] = data
+        os.environ[features.ONLINE_ENV] = "sqlite"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    home = config.stash.get(_HOME, None)
-    if home:
-        shutil.rmtree(home, ignore_errors=True)
+    for key in (_HOME, _FEATURES):
+        folder = config.stash.get(key, None)
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class _Contract(pytest.Module):
@@ -116,7 +128,19 @@ def service() -> Any:
 
 
 @pytest.fixture(scope="session")
-def client(trained: tuple[str, dict[str, float]], service: Any) -> Iterator[Any]:
+def feature_store(model_dir: Path, model_config: ModelConfig) -> Path | None:
+    """Entity models: the feature store's data folder, materialized once per session (None for other inputs)."""
+    if model_config.input != "entity":
+        return None
+    from modelkit import features
+
+    location = features.locate(start=model_dir)
+    features.materialize(location, say=lambda _: None)
+    return location.data
+
+
+@pytest.fixture(scope="session")
+def client(trained: tuple[str, dict[str, float]], service: Any, feature_store: Path | None) -> Iterator[Any]:
     """A test client of the real ASGI app: middleware and pydantic validation included."""
     from starlette.testclient import TestClient
 

@@ -77,6 +77,9 @@ def test_data_matches_the_api_contract(model_config: ModelConfig) -> None:
     data = train.load_data()
     if model_config.input == "image":  # (rows, height, width): one image per row, as preprocess makes them
         assert data.features.ndim == 3 and len(schema.Features.model_fields) == 1
+    elif model_config.input == "entity":  # a request row is an id; the model reads FEATURE_REFS from the store
+        assert data.features.ndim == 2 and data.features.shape[1] == len(schema.FEATURE_REFS)
+        assert len(schema.Features.model_fields) == 1 and len(data.ids) == len(data.target)
     else:  # one column per request field (numbers, or text)
         assert data.features.ndim == 2 and data.features.shape[1] == len(schema.Features.model_fields)
     assert len(data.target) == data.features.shape[0] > 0
@@ -364,6 +367,28 @@ def test_error_bodies_match_the_openapi_document(
         assert {a.status_code for a in answers} == {400, 413, 415}
         for answer in answers:
             _documented(openapi, path, answer)
+
+
+# --- entity rows (input: entity) -------------------------------------------------------------------
+
+
+def test_unknown_ids_get_a_documented_404_naming_them(
+    client: Any, sample: dict[str, Any], model_config: ModelConfig, openapi: dict[str, Any]
+) -> None:
+    if model_config.input != "entity":
+        pytest.skip("not an entity model (config.yaml input)")
+    schema = _module("api_schema")
+    (field,) = schema.Features.model_fields
+    unknown = int(schema.Features.model_json_schema()["properties"][field]["maximum"])  # valid, never in the data
+    known = sample["instances"][0][field]
+    response = _post(client, {"instances": [{field: known}, {field: unknown}, {field: unknown - 1}]})
+    assert response.status_code == 404, response.text
+    assert response.json() == {
+        "error": f"{schema.ENTITY_KEY} {unknown}, {unknown - 1} have no features in the feature store"
+    }
+    _documented(openapi, "/predict", response)
+    assert _post(client, {"instances": [{field: known}]}).status_code == 200  # the known id alone is answered
+    assert client.get("/readyz").status_code == 200
 
 
 # --- text and image rows (input: text, image) ------------------------------------------------------
