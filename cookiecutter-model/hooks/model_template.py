@@ -124,7 +124,9 @@ def text_problems(key: str, value: object) -> list[str]:
 # tabular works with every framework and task. A test bakes, trains and serves every combination allowed here.
 INPUT_EXAMPLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "text": (("sklearn",), ("classification",)),
-    "image": (("sklearn",), ("classification",)),
+    "image": (("sklearn", "pytorch", "tensorflow"), ("classification",)),
+    # ids looked up in the shared Feast repository (shared/feature_repo): the example predicts customer churn
+    "entity": (("sklearn",), ("classification",)),
 }
 
 
@@ -326,6 +328,7 @@ def post_gen(context: Mapping[str, Any], template_dir: Path, project_dir: Path) 
     write_record(project_dir, context, template_dir)
     slug = context["model_slug"]
     print(f"Created {project_dir} (local ports: {', '.join(f'{k} {v}' for k, v in ports.items())})")
-    print(f"Next, from the repository root: tox -e model-{slug}   (its tests, in its own environment)")
+    print(f"Next, from the repository root: modelctl lock {slug}   (its environment, pinned with hashes)")
+    print(f"      then: tox -e model-{slug}   (its tests, in that environment)")
     print(f"      then: modelctl pipeline {slug}   (train, build, fuzz, load-test gate, deploy to local staging)")
     return 0

@@ -201,7 +201,12 @@ def test_text_answers_with_quotes_and_colons_stay_valid_yaml(models: Path) -> No
             "input 'text' comes with an example for framework sklearn and task classification, not framework "
             "'sklearn' with task 'regression'",
         ),
-        (["input=image", "framework=xgboost"], "input 'image' comes with an example for framework sklearn"),
+        (
+            ["input=image", "framework=xgboost"],
+            "input 'image' comes with an example for framework sklearn or pytorch or tensorflow and task "
+            "classification, not framework 'xgboost'",
+        ),
+        (["input=image", "framework=pytorch", "task=regression"], "not framework 'pytorch' with task 'regression'"),
         (["model_name=Churn", "owner="], "owner must not be empty"),
         (["model_name=Churn", "owner=  "], "owner must not be empty"),
         (["description=two\nlines"], "description must be one line"),

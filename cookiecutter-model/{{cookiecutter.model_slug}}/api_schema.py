@@ -36,6 +36,51 @@ class Prediction(BaseModel):
     label: str = Field(description="the most likely class")
     class_id: int = Field(description="index of `label` in the model's classes")
     probabilities: dict[str, float] = Field(description="probability of every class; sums to 1")
+{%- elif cookiecutter.input == "entity" -%}
+"""The API contract of {{ cookiecutter.model_slug }}: a request row is a customer id.
+
+The service looks each id up in the online store of the monorepo's shared feature repository (shared/feature_repo,
+through modelkit.features): an id the store holds no features for gets 404 naming it, never a 5xx. `train.py` joins
+the same features from the offline store as they were at each label's time (point-in-time correct).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CLASS_NAMES = ("stays", "churns")
+ENTITY_KEY = "customer_id"  # the entity's join key in the feature repository
+# What the model reads, in this order: `feature view:feature` of shared/feature_repo/definitions.py.
+FEATURE_REFS: tuple[str, ...] = (
+    "customer_stats:tenure_months",
+    "customer_stats:monthly_spend",
+    "customer_stats:support_tickets_30d",
+    "customer_stats:logins_30d",
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(reference.split(":", 1)[1] for reference in FEATURE_REFS)
+
+
+class Features(BaseModel):
+    """One customer, by id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # strict: "1042" (a string) is refused, not coerced. Any positive 32-bit id is valid; one the store does not
+    # hold is answered with 404.
+    customer_id: Annotated[int, Field(strict=True, ge=1, le=2_147_483_647, description="the customer's id")]
+
+
+FEATURES: tuple[str, ...] = tuple(Features.model_fields)
+
+
+class Prediction(BaseModel):
+    """The prediction for one row, in request order."""
+
+    label: str = Field(description="the most likely outcome")
+    class_id: int = Field(description="index of `label` in the model's classes")
+    probabilities: dict[str, float] = Field(description="probability of every class; sums to 1")
 {%- elif cookiecutter.input == "image" -%}
 """The API contract of {{ cookiecutter.model_slug }}: what a request row is and what a prediction is.
 
@@ -51,12 +96,13 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelkit import load_config
-from modelkit.images import ImageLimits, base64_image
+from modelkit.images import ImageLimits, base64_image, image_file
 
 CLASS_NAMES = tuple(str(digit) for digit in range(10))
 LIMITS = ImageLimits.of(load_config(Path(__file__).with_name("config.yaml")))
 SIZE = (8, 8)  # (width, height) the model reads: scikit-learn's digits, 0 (black) to 16 (white)
 Image = base64_image(LIMITS)
+ImageFile = image_file(LIMITS, "one picture of a handwritten digit, white on black")  # POST /predict_file
 
 
 class Features(BaseModel):

@@ -1,5 +1,6 @@
 {%- set regression = cookiecutter.task == "regression" -%}
 {%- set framework = cookiecutter.framework -%}
+{%- set image_network = cookiecutter.input == "image" and framework in ("pytorch", "tensorflow") -%}
 """How {{ framework }} models are saved to, loaded from and predicted with in the BentoML store.
 
 The one file that changes when the framework changes; `train.py` and `service.py` only call
@@ -32,11 +33,37 @@ from torch import nn
 import onnxruntime as ort
 {%- endif %}
 
-from api_schema import {% if not regression %}CLASS_NAMES, {% endif %}FEATURES
+from api_schema import {% if not regression %}CLASS_NAMES, {% endif %}FEATURES{% if image_network %}, SIZE{% endif %}
 
 NAME = "{{ cookiecutter.model_slug }}"
+{%- if image_network %}
+WHITE = 16.0  # the grey level of white in the training digits and in service.preprocess's output (black: 0)
+{%- endif %}
 {%- if framework == "pytorch" %}
 WEIGHTS = "weights.pt"
+{%- if image_network %}
+
+
+class Network(nn.Module):
+    """A small convolutional network over grey-level images, shape (n, height, width): one logit per class."""
+
+    def __init__(self, size: tuple[int, int] = SIZE, n_outputs: int = len(CLASS_NAMES), channels: int = 16) -> None:
+        super().__init__()
+        width, height = size
+        self.layers = nn.Sequential(
+            nn.Conv2d(1, channels, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(channels, 2 * channels, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(2 * channels * (height // 4) * (width // 4), n_outputs),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images.unsqueeze(1) / WHITE)  # one channel, grey levels 0 to 1
+{%- else %}
 
 
 class Network(nn.Module):
@@ -60,8 +87,29 @@ class Network(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers((x - self.mean) / self.scale)
+{%- endif %}
 {%- elif framework == "tensorflow" %}
-MODEL_FILE = "model.keras"  # Keras 3's own format: architecture, weights and the fitted normalisation
+MODEL_FILE = "model.keras"  # Keras 3's own format: architecture{% if image_network %} and weights{% else %}, weights and the fitted normalisation{% endif %}
+{%- if image_network %}
+
+
+def network(channels: int = 16) -> keras.Model:
+    """A small convolutional network over grey-level images, shape (n, height, width): class probabilities."""
+    width, height = SIZE
+    return keras.Sequential(
+        [
+            keras.Input(shape=(height, width)),
+            keras.layers.Reshape((height, width, 1)),  # one channel
+            keras.layers.Rescaling(1 / WHITE),  # grey levels 0 to 1
+            keras.layers.Conv2D(channels, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(2 * channels, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(len(CLASS_NAMES), activation="softmax"),
+        ]
+    )
+{%- else %}
 
 
 def network(hidden: int = 32) -> keras.Model:
@@ -80,6 +128,7 @@ def network(hidden: int = 32) -> keras.Model:
 {%- endif %}
         ]
     )
+{%- endif %}
 {%- elif framework == "custom" %}
 MODEL_FILE = "model.onnx"
 INPUT = "features"  # the graph's input name (train.fit names it so when converting)
@@ -130,6 +179,11 @@ def save(model: Any, metrics: dict[str, float], labels: dict[str, str]) -> str:
 def load(stored: bentoml.Model) -> Any:
     """The model object of a stored version (``bentoml.models.get(tag)`` or a service's BentoModel)."""
 {%- if framework == "pytorch" %}
+{%- if image_network %}
+    # One thread per call: requests already run in parallel, and waking a second thread costs more than this network's
+    # work (a 1-row call on 2 busy cores: 0.06 ms with one thread, 2.6 to 9 ms with two).
+    torch.set_num_threads(1)
+{%- endif %}
     network = Network()
     network.load_state_dict(torch.load(stored.path_of(WEIGHTS), weights_only=True))
     network.eval()
@@ -143,7 +197,18 @@ def load(stored: bentoml.Model) -> Any:
 {%- endif %}
 
 
-{% if cookiecutter.input == "image" -%}
+{% if image_network -%}
+def predict(model: Any, images: np.ndarray) -> np.ndarray:
+    """Class probabilities, shape (n_rows, n_classes), for grey levels of shape (n_rows, height, width)."""
+{%- if framework == "pytorch" %}
+    with torch.inference_mode():
+        logits = model(torch.as_tensor(images, dtype=torch.float32))
+        return torch.softmax(logits, dim=1).numpy()
+{%- else %}
+    # Calling the model (not model.predict, which sets up a data pipeline per call: ~30 ms more here).
+    return np.asarray(model(images.astype(np.float32), training=False), dtype=np.float64)
+{%- endif %}
+{%- elif cookiecutter.input == "image" -%}
 def flatten(images: np.ndarray) -> np.ndarray:
     """Images, shape (n, height, width) -> rows of pixels, shape (n, height * width): what the model reads."""
     return images.reshape(len(images), -1)

@@ -103,14 +103,24 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+{% if cookiecutter.framework == "tensorflow" -%}
+import keras
+{% endif -%}
 import numpy as np
 import PIL.Image
+{%- if cookiecutter.framework == "pytorch" %}
+import torch
+{%- endif %}
 from sklearn.datasets import load_digits
+{%- if cookiecutter.framework == "sklearn" %}
 from sklearn.linear_model import LogisticRegression
+{%- endif %}
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 from sklearn.model_selection import train_test_split
+{%- if cookiecutter.framework == "sklearn" %}
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+{%- endif %}
 
 import model_io
 from api_schema import CLASS_NAMES
@@ -130,16 +140,85 @@ def load_data() -> Dataset:
     """The training images: scikit-learn's digits."""
     digits = load_digits()
     return Dataset(np.asarray(digits.images, dtype=np.float64), np.asarray(digits.target, dtype=np.int64))
+{%- elif cookiecutter.input == "entity" -%}
+"""Train {{ cookiecutter.model_slug }} and save it to the BentoML model store.
+
+    python train.py            # from this folder; prints the model tag and metrics
+
+The steps are plain functions so the notebook and the retraining pipeline call the same code:
+load_data() -> build_model() -> fit() -> evaluate() -> model_io.save(). The training frame comes from the shared
+feature store (shared/feature_repo, through modelkit.features): labels with their event times (the entity frame)
+joined with each customer's features as they were at that time, from the offline store (point-in-time correct:
+a label never learns from later activity). The service reads the same features, by id, from the online store.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score, log_loss
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import model_io
+from api_schema import CLASS_NAMES, ENTITY_KEY, FEATURE_NAMES, FEATURE_REFS
+from modelkit import features
+from modelkit.training import git_commit, save_reference
+
+SEED = 42
+HOLDOUT = 0.25
+HERE = Path(__file__).resolve().parent
+# The example's labels, one row per (customer, time), written beside the offline data by
+# shared/feature_repo/generate.py. Your own: any DataFrame with ENTITY_KEY, `event_timestamp` (UTC) and LABEL.
+LABELS_FILE = "customer_labels.parquet"
+LABEL = "churned"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    features: np.ndarray  # shape (n_rows, len(FEATURE_REFS)), float64: each row's features as of its time
+    target: np.ndarray  # shape (n_rows,), class ids into CLASS_NAMES
+    ids: np.ndarray  # shape (n_rows,), the entity ids: what a request carries
+
+
+def labels() -> pd.DataFrame:
+    """The entity frame: ENTITY_KEY, `event_timestamp` and LABEL."""
+    return pd.read_parquet(features.locate(start=HERE).data / LABELS_FILE)
+
+
+def load_data() -> Dataset:
+    """The labels joined point-in-time correct with FEATURE_REFS from the offline store (applied first)."""
+    store = features.prepare(features.locate(start=HERE))  # generates the example's offline data when missing
+    frame = features.training_frame(store, labels(), FEATURE_REFS)
+    return Dataset(
+        frame[list(FEATURE_NAMES)].to_numpy(np.float64),
+        frame[LABEL].to_numpy(np.int64),
+        frame[ENTITY_KEY].to_numpy(np.int64),
+    )
 {%- endif %}
 {%- if cookiecutter.input != "tabular" %}
 
 
 def split(data: Dataset, seed: int = SEED) -> tuple[Dataset, Dataset]:
     """A stratified (train, holdout) split."""
+{%- if cookiecutter.input == "entity" %}
+    x_train, x_test, y_train, y_test, id_train, id_test = train_test_split(
+        data.features, data.target, data.ids, test_size=HOLDOUT, random_state=seed, stratify=data.target
+    )
+    return Dataset(x_train, y_train, id_train), Dataset(x_test, y_test, id_test)
+{%- else %}
     x_train, x_test, y_train, y_test = train_test_split(
         data.features, data.target, test_size=HOLDOUT, random_state=seed, stratify=data.target
     )
     return Dataset(x_train, y_train), Dataset(x_test, y_test)
+{%- endif %}
 
 
 def build_model() -> Any:
@@ -151,6 +230,14 @@ def build_model() -> Any:
         for index, name in enumerate(FEATURES)
     ]
     return make_pipeline(ColumnTransformer(vectorizers), LogisticRegression(max_iter=1000, random_state=SEED))
+{%- elif cookiecutter.input == "image" and cookiecutter.framework == "pytorch" %}
+    # One thread: on 2 busy cores two threads trained this network in 80 s, one in 2.3 s (the work per batch is tiny).
+    torch.set_num_threads(1)
+    torch.manual_seed(SEED)
+    return model_io.Network()
+{%- elif cookiecutter.input == "image" and cookiecutter.framework == "tensorflow" %}
+    keras.utils.set_random_seed(SEED)
+    return model_io.network()
 {%- else %}
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=SEED))
 {%- endif %}
@@ -158,8 +245,28 @@ def build_model() -> Any:
 
 def fit(model: Any, train: Dataset) -> Any:
     """Fit ``model`` on ``train`` and return it."""
-{%- if cookiecutter.input == "text" %}
+{%- if cookiecutter.input in ("text", "entity") %}
     return model.fit(train.features, train.target)
+{%- elif cookiecutter.input == "image" and cookiecutter.framework == "pytorch" %}
+    images = torch.as_tensor(train.features, dtype=torch.float32)
+    target = torch.as_tensor(train.target, dtype=torch.long)
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    order = torch.Generator().manual_seed(SEED)  # the same batches on every run
+    model.train()
+    for _ in range(20):  # epochs, in batches of 32 rows: 0.984 holdout accuracy (10 epochs: 0.967)
+        for rows in torch.randperm(len(images), generator=order).split(32):
+            optimiser.zero_grad()
+            loss = loss_fn(model(images[rows]), target[rows])
+            loss.backward()
+            optimiser.step()
+    model.eval()
+    return model
+{%- elif cookiecutter.input == "image" and cookiecutter.framework == "tensorflow" %}
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01), loss="sparse_categorical_crossentropy")
+    # 20 epochs reached 0.982 holdout accuracy (10: 0.973) in about 7 s on 2 cores.
+    model.fit(train.features.astype(np.float32), train.target, epochs=20, batch_size=32, verbose=0)
+    return model
 {%- else %}
     return model.fit(model_io.flatten(train.features), train.target)
 {%- endif %}
@@ -191,7 +298,13 @@ def train(data: Dataset | None = None) -> tuple[str, dict[str, float]]:
 def remember(tag: str, model: Any, data: Dataset) -> None:
     """Keep what version ``tag`` learned from beside it: `modelctl monitor` measures drift against it."""
     output = model_io.predict(model, data.features)
+{%- if cookiecutter.input == "entity" %}
+    # The features each row was trained with (the service logs the ones it looked up): drift is measured on those.
+    save_reference(tag, data.features, output, names=FEATURE_NAMES, classes=CLASS_NAMES, target=data.target)
+{%- else %}
     save_reference(tag, request_rows(data.features), output, classes=CLASS_NAMES, target=data.target)
+{%- endif %}
+{%- if cookiecutter.input != "entity" %}
 
 
 def request_rows(features: np.ndarray) -> list[dict[str, str]]:
@@ -205,6 +318,7 @@ def request_rows(features: np.ndarray) -> list[dict[str, str]]:
         PIL.Image.fromarray(np.uint8(np.clip(image, 0, 16) * 15)).save(buffer, format="PNG")
         rows.append({"image": base64.b64encode(buffer.getvalue()).decode("ascii")})
     return rows
+{%- endif %}
 {%- endif %}
 
 
