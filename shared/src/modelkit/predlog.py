@@ -152,14 +152,17 @@ def row_values(
     values: dict[str, Any] = {}
     for name, value in row.items():
         column = FEATURE + name
-        # A sensitive name applies at any depth: {"email": "hash"} covers profile.email too.
-        how = sensitive.get(name) or sensitive.get(name.rpartition(".")[2])
-        if how == "drop":
-            continue
-        if how == "hash":
-            values[column] = None if value is None else _hashed(value, salt)
-            continue
-        if name in encoded and isinstance(value, str):
+        if sensitive:
+            # A sensitive name applies at any depth: {"email": "hash"} covers profile.email too.
+            how = sensitive.get(name) or sensitive.get(name.rpartition(".")[2])
+            if how == "drop":
+                continue
+            if how == "hash":
+                values[column] = None if value is None else _hashed(value, salt)
+                continue
+        if type(value) is float:  # the common case first: most request fields are numbers
+            values[column] = value
+        elif name in encoded and isinstance(value, str):
             values[column + ".bytes"] = float(len(value) * 3 // 4)
             values.update({f"{column}.{stat}": number for stat, number in image_stats(value).items()})
         elif value is None:
@@ -203,8 +206,14 @@ def row_key(row: Row, sensitive: Mapping[str, str]) -> str:
     return hashlib.blake2b(repr(kept).encode(), digest_size=12).hexdigest()
 
 
+_PLAIN = frozenset({float, int, str, bool, type(None)})
+
+
 def as_dict(row: Any) -> dict[str, Any]:
     """A request row (a pydantic model or a mapping) as a plain dict."""
+    fields = getattr(row, "__dict__", None) if hasattr(row, "model_dump") else None
+    if isinstance(fields, dict) and all(type(v) in _PLAIN for v in fields.values()):
+        return dict(fields)  # a flat pydantic row: its field values as they are (what model_dump gives, ~20x faster)
     dump = getattr(row, "model_dump", None)
     if callable(dump):
         result: dict[str, Any] = dump(mode="python")
