@@ -8,11 +8,7 @@ whose ``predict`` calls the model through ``self.in_thread``.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -21,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bento_server import bentoml_serve
 
 HOST = "127.0.0.1"
 MODEL_SECONDS = 2.0
@@ -95,13 +92,6 @@ def get(port: int, path: str) -> tuple[int, float]:
         return int(response.status), (time.perf_counter() - started) * 1000
 
 
-def ready(port: int) -> bool:
-    try:
-        return get(port, "/readyz")[0] == 200
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     import bentoml
@@ -111,27 +101,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     (folder / "service.py").write_text(SERVICE)
     with bentoml.models.create("sleepy_toy") as stored:
         Path(stored.path_of("weight.txt")).write_text("3")
-    port = free_port()
-    log = (folder / "server.log").open("wb")
-    command = [sys.executable, "-m", "bentoml", "serve", "service:SleepyToy", "--host", HOST, "--port", str(port)]
-    server = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not ready(port):
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                tail = (folder / "server.log").read_text(errors="replace")[-3000:]
-                pytest.fail(f"bentoml serve did not become ready (exit {server.poll()}):\n{tail}")
-            time.sleep(0.2)
+    with bentoml_serve(folder, "SleepyToy") as port:
         yield port
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server's own session: it and its workers
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(5)
-        log.close()
 
 
 @pytest.mark.slow

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from bento_server import bentoml_serve
 
 from modelkit.errors import MAX_ERROR_BYTES
 from modelkit.testing.hostile import png_declaring
@@ -96,28 +93,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("upload_toy")
     (folder / "config.yaml").write_text(CONFIG)
     (folder / "service.py").write_text(SERVICE)
-    port = free_port()
-    url = f"http://{HOST}:{port}"
-    log = (folder / "server.log").open("wb")
-    command = [sys.executable, "-m", "bentoml", "serve", "service:UploadToy", "--host", HOST, "--port", str(port)]
-    server = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not ready(url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                tail = (folder / "server.log").read_text(errors="replace")[-3000:]
-                pytest.fail(f"bentoml serve did not become ready (exit {server.poll()}):\n{tail}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server's own session: it and its workers
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(5)
-        log.close()
+    with bentoml_serve(folder, "UploadToy") as port:
+        yield f"http://{HOST}:{port}"
 
 
 def encoded(fmt: str, size: tuple[int, int] = (16, 12), mode: str = "L") -> bytes:

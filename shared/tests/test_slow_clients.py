@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -28,6 +24,7 @@ import jsonschema
 import numpy as np
 import pytest
 import uvicorn
+from bento_server import bentoml_serve, ready
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -282,14 +279,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}/readyz", timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     import bentoml
@@ -299,27 +288,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     (folder / "service.py").write_text(SERVICE)
     with bentoml.models.create("slow_toy") as stored:
         np.save(stored.path_of("weights.npy"), np.array([1.0, 2.0]))
-    port = free_port()
-    log = (folder / "server.log").open("wb")
-    command = [sys.executable, "-m", "bentoml", "serve", "service:SlowToy", "--host", HOST, "--port", str(port)]
-    server = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 45
-        while not ready(port):
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                tail = (folder / "server.log").read_text(errors="replace")[-3000:]
-                pytest.fail(f"bentoml serve did not become ready (exit {server.poll()}):\n{tail}")
-            time.sleep(0.2)
+    with bentoml_serve(folder, "SlowToy") as port:
         yield port
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server's own session: it and its workers
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(5)
-        log.close()
 
 
 STILL_OPEN = Answer(-1, b"", float("inf"))
