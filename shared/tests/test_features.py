@@ -73,13 +73,17 @@ def test_no_repository_is_one_line_naming_the_variable(tmp_path: Path) -> None:
     [
         ("redis://127.0.0.1:6390", "127.0.0.1:6390,db=0"),
         ("redis://cache/3", "cache:6379,db=3"),
-        ("redis://:p%40ss@cache:1234/1", "cache:1234,db=1,password=p@ss"),
-        ("redis://reader:pw@cache:1234", "cache:1234,db=0,password=pw,username=reader"),  # pragma: allowlist secret
+        ("redis://:p%40ss@cache:1234/1", 'cache:1234,db=1,password="p@ss"'),
+        ("redis://reader:pw@cache:1234", 'cache:1234,db=0,password="pw",username="reader"'),  # pragma: allowlist secret
+        # Feast reads each value as JSON: a password that looks like a number or a boolean stays a string
+        ("redis://:1e3@cache:1234", 'cache:1234,db=0,password="1e3"'),
         ("rediss://cache:6380/0", "cache:6380,db=0,ssl=true"),
     ],
 )
 def test_redis_urls_become_feast_connection_strings(url: str, expected: str) -> None:
-    assert features.redis_connection(url) == expected
+    timeouts = f"socket_timeout={features.REDIS_TIMEOUT_S},socket_connect_timeout={features.REDIS_TIMEOUT_S}"
+    host, db, *rest = expected.split(",")
+    assert features.redis_connection(url) == ",".join([host, db, timeouts, *rest])
 
 
 @pytest.mark.parametrize(
@@ -87,15 +91,17 @@ def test_redis_urls_become_feast_connection_strings(url: str, expected: str) -> 
     [
         ("http://cache:6379", "must be `sqlite` or a URL redis://"),
         ("cache:6379", "must be `sqlite` or a URL redis://"),
-        ("redis://cache:port/0", "are numbers"),
-        ("redis://cache:6379/zero", "are numbers"),
+        ("redis://cache:port/0", "must be numbers"),
+        ("redis://cache:6379/zero", "must be numbers"),
+        ("hunter2secretpw@redis.internal:6379/0", "whose scheme is 'none'"),
+        ("redis://:pw@redis.internal:S3cretPort", "must be numbers"),
         ("redis://:a,b@cache:6379/0", "contains a comma"),
     ],
 )
 def test_a_bad_online_store_value_is_refused_without_showing_it(url: str, message: str) -> None:
     with pytest.raises(features.FeatureStoreError, match=message) as raised:
         features.locate(repo=REPO, online=url)
-    assert "a,b" not in str(raised.value)
+    assert "a,b" not in str(raised.value) and "hunter2" not in str(raised.value) and "S3cret" not in str(raised.value)
 
 
 def test_times_are_iso_or_now_and_utc_without_a_zone() -> None:
@@ -167,6 +173,33 @@ def test_unknown_ids_are_named(sqlite_store: tuple[features.Location, Any]) -> N
         features.online_matrix(store, REFS, "customer_id", [1000, 7, *range(10, 20)])
     assert raised.value.ids == [7, *range(10, 20)]
     assert str(raised.value) == "customer_id 7, 10, 11, 12, 13 and 6 more have no features in the feature store"
+
+
+@pytest.mark.slow
+def test_an_id_missing_one_feature_is_unknown_not_a_nan(sqlite_store: tuple[features.Location, Any]) -> None:
+    """A row the online store holds only part of would reach the model as NaN (a 500): it is an unknown id."""
+    import sqlite3
+
+    location, store = sqlite_store
+    [database] = location.data.glob("online_store.db")
+    with sqlite3.connect(database) as connection:
+        [table] = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                   if name.endswith(VIEW)]  # fmt: skip
+        row = connection.execute(
+            f"SELECT rowid, * FROM {table} WHERE feature_name = ? LIMIT 1", (NAMES[-1],)
+        ).fetchone()
+        connection.execute(f"DELETE FROM {table} WHERE rowid = ?", (row[0],))
+    try:
+        ids = list(range(1000, 1500))
+        response = store.get_online_features(features=[REFS[-1]], entity_rows=[{"customer_id": i} for i in ids])
+        [lost] = [i for i, v in zip(ids, response.to_dict()[NAMES[-1]], strict=True) if v is None]
+        with pytest.raises(features.UnknownEntities) as raised:
+            features.online_matrix(store, REFS, "customer_id", [1000, lost])
+        assert raised.value.ids == [lost]
+    finally:
+        with sqlite3.connect(database) as connection:
+            columns = ", ".join("?" for _ in row[1:])
+            connection.execute(f"INSERT INTO {table} VALUES ({columns})", row[1:])
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import math
 import os
 import sys
@@ -129,24 +130,30 @@ def redis_connection(url: str) -> str:
     """``redis://[:password@]host[:port][/db]`` as Feast's Redis connection string (``host:port,db=N,...``)."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        # Only a scheme is echoed, and only when the value has one: the rest may hold a password.
+        scheme = parts.scheme if "://" in url and parts.scheme.isalpha() else "none"
         raise FeatureStoreError(
             f"{ONLINE_ENV} must be `sqlite` or a URL redis://host[:port][/db] (rediss:// for TLS; a password goes "
-            f"in the URL's user part), got a value starting {url.split('://', 1)[0][:12]!r}"
+            f"in the URL's user part); got a value whose scheme is {scheme!r}"
         )
     try:
         port = parts.port or 6379
         path = parts.path.strip("/")
         db = int(path) if path else 0
-    except ValueError as exc:
-        raise FeatureStoreError(f"{ONLINE_ENV}: the port and database of a redis:// URL are numbers ({exc})") from exc
+    except ValueError:
+        raise FeatureStoreError(f"{ONLINE_ENV}: the port and database of a redis:// URL must be numbers") from None
+    # Timeouts: a Redis that hangs costs a request REDIS_TIMEOUT_S and an answer of 503, never the server's 30 s.
     settings = [f"{parts.hostname}:{port}", f"db={db}"]
+    settings += [f"socket_timeout={REDIS_TIMEOUT_S}", f"socket_connect_timeout={REDIS_TIMEOUT_S}"]
+    # Feast reads each value with json.loads: a password such as `1e3` or `true` is written as a JSON string so
+    # that it arrives as it was typed.
     if parts.password:
         password = unquote(parts.password)
         if "," in password:  # Feast splits its connection string at commas
             raise FeatureStoreError(f"{ONLINE_ENV}: Feast cannot take a Redis password that contains a comma")
-        settings.append(f"password={password}")
+        settings.append(f"password={json.dumps(password)}")
     if parts.username:
-        settings.append(f"username={unquote(parts.username)}")
+        settings.append(f"username={json.dumps(unquote(parts.username))}")
     if parts.scheme == "rediss":
         settings.append("ssl=true")
     return ",".join(settings)
@@ -309,7 +316,8 @@ def online_matrix(store: Any, features: Sequence[str], key: str, ids: Sequence[A
         raise FeatureStoreUnavailable(f"the online store did not answer: {_first_line(exc)}") from exc
     names = [reference.split(":", 1)[-1] for reference in features]
     columns = [response[name] for name in names]
-    unknown = [i for row, i in enumerate(ids) if all(column[row] is None for column in columns)]
+    # An id the store lacks any of the features for is unknown to the model: answered 404, never a NaN it cannot take.
+    unknown = [i for row, i in enumerate(ids) if any(column[row] is None for column in columns)]
     if unknown:
         raise UnknownEntities(key, unknown)
     matrix = np.array([[math.nan if v is None else v for v in column] for column in columns], dtype=np.float64)

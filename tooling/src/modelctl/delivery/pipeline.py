@@ -86,6 +86,14 @@ def _run(model: Model, env: str, skip_tests: bool, approved: bool, run: Pipeline
         stage.detail = f"config ok ({model.config.framework}, {model.config.task}; {target} target)"
     with log.stage("environment") as stage:
         stage.detail = str(model.python().parent.parent.name)
+    if model.config.input == "entity":
+        # What the candidate reads by id: the online store loaded before it trains and serves (as CI's jobs do).
+        with log.stage("features") as stage:
+            from modelctl.features import materialize
+            from modelctl.state import State
+
+            views = materialize(model.repo.root, State.of(model.repo).root, say=lambda _line: None)
+            stage.detail = f"{len(views)} feature view(s) materialized into the online store"
     tests = _BackgroundTests(model, log) if not skip_tests else None
     try:
         with log.stage("train") as stage:
