@@ -115,12 +115,12 @@ class {{ cookiecutter.__service_class }}(ModelService):
         outputs = await self.in_thread(model_io.predict, self.model, inputs)
 {%- if cookiecutter.input == "entity" %}
         # The prediction log (config.yaml `monitor`; a no-op when off): each id with the features the model read,
-        # so drift is measured on the features, as the training reference keeps them.
+        # so drift is measured on the features (as the training reference keeps them); labels join on the id.
         logged = [
             {ENTITY_KEY: row.customer_id, **dict(zip(FEATURE_NAMES, values.tolist(), strict=True))}
             for row, values in zip(instances, inputs, strict=True)
         ]
-        self.log_predictions(logged, outputs)
+        self.log_predictions(logged, outputs, keys=instances)
 {%- else %}
         self.log_predictions(instances, outputs)  # the prediction log (config.yaml `monitor`); a no-op when off
 {%- endif %}

@@ -296,3 +296,18 @@ def test_text_and_images_get_derived_columns_and_images_are_not_kept(tmp_path: P
     # the reference of such a model is made from the same rows, so the columns match
     reference = reference_table([Picture(image=png_base64(0), caption="x")], np.array([[0.5, 0.5]]), classes=CLASSES)
     assert reference.column("feature.image.mean").to_pylist() == [0.0]
+
+
+def test_rows_logged_with_other_fields_keep_the_request_row_s_key(tmp_path: Path) -> None:
+    """An entity model logs each id with the features it read; ground truth (and the watch's sample) names the id."""
+    log, _ = new_log(tmp_path)
+    logged = [{"customer_id": 7, "spend": 12.5}, {"customer_id": 8, "spend": 3.0}]
+    log.record(logged, np.array([[0.5, 0.5], [0.2, 0.8]]), keys=[{"customer_id": 7}, {"customer_id": 8}])
+    log.flush()
+    [part] = parts(tmp_path)
+    table = pq.read_table(part)
+    assert table.column(predlog.ROW_KEY).to_pylist() == [
+        predlog.row_key({"customer_id": 7}, {}),
+        predlog.row_key({"customer_id": 8}, {}),
+    ]
+    assert table.column("feature.spend").to_pylist() == [12.5, 3.0]  # what drift is measured on

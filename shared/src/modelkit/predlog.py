@@ -429,7 +429,7 @@ class PredictionLog:
         self._random = random.random
         self._lock = threading.Lock()
         self._drop_lock = threading.Lock()
-        self._pending: list[tuple[float, Any, Any]] = []
+        self._pending: list[tuple[float, Any, Any, Any]] = []
         self._chunks: dict[str, list[pa.Table]] = {}  # converted, not yet written: per day
         self._converted = 0  # rows in _chunks
         self._writing = 0  # rows taken out of _chunks by write(), until it is done with them
@@ -444,7 +444,9 @@ class PredictionLog:
             self.start()
 
     # The request path: a sampling decision and an append, nothing else.
-    def record(self, rows: Sequence[Any], output: Any) -> None:
+    def record(self, rows: Sequence[Any], output: Any, keys: Sequence[Any] | None = None) -> None:
+        """Log ``rows`` and the model's raw ``output``. ``keys``: the request rows ground truth joins on, one per row,
+        when ``rows`` are not those (an entity model logs each id with the features it read; labels name the id)."""
         try:
             if not self._active and not self._activated():
                 return
@@ -457,7 +459,7 @@ class PredictionLog:
                 if self._queued + self._converted + self._writing + count > self.capacity:
                     self._drop("buffer_full", count)
                     return
-                self._pending.append((time.time(), rows, output))
+                self._pending.append((time.time(), rows, output, keys))
                 self._queued += count
                 self.stats.recorded += count
                 full = self._queued >= self._part_rows
@@ -574,19 +576,20 @@ class PredictionLog:
                 written += self._write(day, table.slice(start, PART_ROWS))
         return written
 
-    def _columns(self, pending: list[tuple[float, Any, Any]]) -> dict[str, list[dict[str, Any]]]:
+    def _columns(self, pending: list[tuple[float, Any, Any, Any]]) -> dict[str, list[dict[str, Any]]]:
         by_day: dict[str, list[dict[str, Any]]] = {}
-        for at, rows, output in pending:
+        for at, rows, output, keys in pending:
             stamp = datetime.fromtimestamp(at, UTC)
             predictions = prediction_values(output, self.classes, len(rows))
             day = by_day.setdefault(stamp.strftime("%Y-%m-%d"), [])
-            for row, predicted in zip(rows, predictions, strict=True):
+            for index, (row, predicted) in enumerate(zip(rows, predictions, strict=True)):
                 encoded = encoded_fields(type(row))
                 values = as_dict(row)
+                keyed = values if keys is None else as_dict(keys[index])
                 record: dict[str, Any] = {
                     TS: stamp,
                     VERSION: self.version,
-                    ROW_KEY: row_key(values, self.sensitive),
+                    ROW_KEY: row_key(keyed, self.sensitive),
                 }
                 record.update(row_values(values, self.sensitive, self.salt, encoded))
                 record.update(predicted)

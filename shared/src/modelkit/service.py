@@ -196,11 +196,12 @@ class ModelService:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(function, *args, **kwargs))
 
-    def log_predictions(self, instances: Sequence[Any], outputs: Any) -> None:
+    def log_predictions(self, instances: Sequence[Any], outputs: Any, keys: Sequence[Any] | None = None) -> None:
         """Record the request rows and the model's raw output in the prediction log (``config.yaml`` ``monitor``);
-        an append, written off the request path; nothing when the log is off."""
+        an append, written off the request path; nothing when the log is off. ``keys``: the request rows ground truth
+        joins on, when ``instances`` are something else (an entity model's ids with the features it read)."""
         if self.predlog is not None:
-            self.predlog.record(instances, outputs)
+            self.predlog.record(instances, outputs, keys)
 
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
     def close_prediction_log(self) -> None:

@@ -108,14 +108,23 @@ def test_the_model_s_own_labels_url_wins_and_a_broken_query_is_named_not_fatal(
     monkeypatch.setenv("IRIS_CLASSIFIER_LABELS_URL", server.url)
     result = cli("monitor", MODEL, "--env", "staging")
     assert result.code == 0, result.err + result.out  # drift judged, no labels
-    assert f"{QUERY}: the labels query failed (ProgrammingError" in result.err and "no_such_table" in result.err
+    assert f"{QUERY}: the labels query failed (ProgrammingError, SQLSTATE 42P01): " in result.err
+    assert "no_such_table" in result.err  # the driver's message: on the terminal only
     assert server.password not in result.err + result.out
     [record] = records(repo)
-    assert record["quality"] is None and any("no_such_table" in p for p in record["problems"])
+    assert record["quality"] is None
+    assert f"{QUERY}: the labels query failed (ProgrammingError, SQLSTATE 42P01)" in record["problems"]
+    assert not any("no_such_table" in p for p in record["problems"])
 
     write_query(repo, "SELECT 1 AS id")
     result = cli("monitor", MODEL, "--env", "staging")
     assert f"{QUERY}: returns no 'label' column (it returns ['id'])" in result.err
+
+    # read-only: a query that writes is refused by the server
+    server.sql("DROP SEQUENCE IF EXISTS planted; CREATE SEQUENCE planted")
+    write_query(repo, "SELECT setval('planted', 99) AS written, 'setosa' AS label")
+    result = cli("monitor", MODEL, "--env", "staging")
+    assert "SQLSTATE 25006): cannot execute setval() in a read-only transaction" in result.err
 
     write_query(repo, "SELECT :whatever AS label")
     result = cli("monitor", MODEL, "--env", "staging")
@@ -163,3 +172,12 @@ def test_the_watch_s_smoke_rows_are_left_out_where_the_watch_sends_them(repo: Pa
     cli("monitor", MODEL, "--env", "production")
     [production] = records(repo, "production")
     assert production["rows"] == 1300 and production["smoke_rows"] == 0
+
+
+def test_labels_that_match_no_logged_row_or_are_nan_are_named(repo: Path, cli: Cli, tmp_path: Path) -> None:
+    serve_traffic(repo, draw(300, seed=26))
+    elsewhere = tmp_path / "elsewhere.csv"  # the right columns, rows the service never saw
+    elsewhere.write_text(",".join([*NAMES, "label"]) + "\n" + "\n".join("9,9,9,9,setosa" for _ in range(10)) + "\n")
+    result = cli("monitor", MODEL, "--env", "staging", "--labels", str(elsewhere))
+    assert "labels: none of the 300 logged rows matched any of the 1 labels" in result.err
+    assert any("none of the 300 logged rows" in p for p in records(repo)[-1]["problems"])

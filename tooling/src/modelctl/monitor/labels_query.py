@@ -9,7 +9,9 @@ window's labels. It runs at the SQLAlchemy URL in the first of these variables t
 - ``MODELCTL_LABELS_URL``: one warehouse for every model's labels (the scheduled workflow's secret);
 - ``<SLUG>_DATA_URL``: the model's training data (``queries/training.sql``'s database).
 
-The query is SQL, never code: it runs from the tooling environment, in the same process as the monitor. Rows are
+The query is SQL, never code: it runs from the tooling environment, in the same process as the monitor. On
+PostgreSQL it runs read-only, with a connect timeout and a statement timeout; give each model a read-only login of
+its own (``<SLUG>_LABELS_URL``) where one warehouse holds more than labels. Rows are
 fetched a block at a time and at most :data:`MAX_ROWS` of them are read (more is an error naming the query: filter
 it on ``:since``).
 """
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 QUERY = Path("queries") / "labels.sql"
 SHARED_URL = "MODELCTL_LABELS_URL"
 MAX_ROWS = 2_000_000
+CONNECT_TIMEOUT_S = 10
+STATEMENT_TIMEOUT_S = 300
 _BLOCK = 50_000
 
 
@@ -83,8 +87,14 @@ def run_query(url: str, query: Path, since: datetime, until: datetime) -> pa.Tab
     if unknown:
         raise LabelsError(f"{query}: unknown bind parameters {unknown}; a labels query may use :since and :until")
     rows: list[dict[str, Any]] = []
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        # Bounded, and read-only: a warehouse that never answers costs CONNECT_TIMEOUT_S, a query that never ends
+        # STATEMENT_TIMEOUT_S, and the query can change nothing (the SQL is a model folder's).
+        options = f"-c statement_timeout={STATEMENT_TIMEOUT_S * 1000} -c default_transaction_read_only=on"
+        connect_args = {"connect_timeout": CONNECT_TIMEOUT_S, "options": options}
     try:
-        engine = create_engine(parsed, poolclass=NullPool)
+        engine = create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
     except ModuleNotFoundError as exc:
         raise LabelsError(f"{query}: no driver for {parsed.drivername}:// URLs here ({exc.name})") from None
     try:
@@ -102,8 +112,14 @@ def run_query(url: str, query: Path, since: datetime, until: datetime) -> pa.Tab
                         f"{query}: returned more than {MAX_ROWS} rows; filter it on :since (the window's start)"
                     )
     except SQLAlchemyError as exc:
-        reason = redact(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300])
-        raise LabelsError(f"{query}: the labels query failed ({type(exc).__name__}: {reason})") from None
+        # The record and the alert get the error's class and SQLSTATE only: a driver's message can quote the data
+        # (`invalid input syntax for type integer: "<a value>"`); the terminal gets the message too.
+        state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+        error = LabelsError(
+            f"{query}: the labels query failed ({type(exc).__name__}{f', SQLSTATE {state}' if state else ''})"
+        )
+        error.detail = redact(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300])
+        raise error from None
     finally:
         engine.dispose()
     try:

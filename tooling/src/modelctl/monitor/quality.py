@@ -36,7 +36,10 @@ METRICS: dict[str, tuple[str, str]] = {  # name -> (task, direction)
 
 
 class LabelsError(ModelctlError):
-    """A labels file that cannot be used (names the file and the problem)."""
+    """A labels file or query that cannot be used (names the file and the problem); ``detail``: more, for the
+    terminal only (a driver's message may quote the data)."""
+
+    detail = ""
 
 
 @dataclass(frozen=True)
@@ -173,12 +176,22 @@ def judge(
     if column not in log.column_names or predlog.ROW_KEY not in log.column_names:
         return None
     predicted, truth = [], []
+    unusable = 0  # a NaN or infinite true value would make the metric NaN, which never breaches: left out, counted
     for key, value in zip(log.column(predlog.ROW_KEY).to_pylist(), log.column(column).to_pylist(), strict=True):
         if key in labels and value is not None and labels[key] is not None:
+            if isinstance(labels[key], float) and not math.isfinite(labels[key]):
+                unusable += 1
+                continue
             predicted.append(value)
             truth.append(labels[key])
+    note = f"{unusable} labels were NaN or infinite and left out" if unusable else ""
     if len(truth) < config.monitor.min_labels:
-        return Quality(metric, math.nan, training.get(metric), False, len(truth), "too few labelled rows")
+        if not truth and labels:
+            note = (
+                f"none of the {log.num_rows} logged rows matched any of the {len(labels)} labels: they must carry the "
+                "request fields as the service logged them (or its _row_key)" + (f"; {note}" if note else "")
+            )
+        return Quality(metric, math.nan, training.get(metric), False, len(truth), note or "too few labelled rows")
     try:
         live = compute(metric, predicted, truth)
     except (TypeError, ValueError) as exc:
@@ -188,4 +201,4 @@ def judge(
     if trained is not None:
         drop = config.monitor.max_metric_drop
         breached = live < trained - drop if METRICS[metric][1] == "maximize" else live > trained + drop
-    return Quality(metric, live, trained, breached, len(truth))
+    return Quality(metric, live, trained, breached, len(truth), note)

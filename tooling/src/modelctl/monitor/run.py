@@ -107,6 +107,9 @@ def monitor(
             # the metrics recorded with the version: its model.yaml here, else what the ledger kept when it shipped
             trained = bentostore.model_metrics(model.repo, tag) or (dict(live.metrics) if live is not None else {})
             result.quality = quality.judge(model.config, log.table, keyed, trained)
+            if result.quality is not None and result.quality.note not in ("", "too few labelled rows"):
+                result.problems.append(f"labels: {result.quality.note}")
+                warn(result.problems[-1])
         report_dir = new_report_dir(model)
         html_path = report.write_html(result, ref, log.table, report_dir / f"monitor-{env}.html")
     text = report.markdown(result, html_path)
@@ -141,7 +144,7 @@ def queried_labels(
         return quality.keyed_labels(table, log, sensitive, shown)
     except quality.LabelsError as exc:
         problems.append(str(exc).replace(str(query), shown))
-        warn(problems[-1])
+        warn(problems[-1] + (f": {exc.detail}" if exc.detail else ""))
         return {}
 
 
