@@ -64,3 +64,19 @@ def http_stand_in(statuses: list[int], default: int = 200) -> Iterator[StandIn]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+class JsonAnswers(BaseHTTPRequestHandler):
+    """A request handler that answers JSON bodies with a status and extra headers (HTTP/1.1, keep-alive)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def answer(self, status: int, body: Any, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        for key, value in extra:
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(payload)

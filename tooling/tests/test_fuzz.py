@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 
 from modelctl.fuzz import FuzzResult, check, curl, fuzz, hostile_cases, run_hostile, run_schemathesis
 from modelkit.errors import ERROR_SCHEMAS, MAX_ERROR_BYTES, bad_request
-from tests.stand_ins import http_stand_in
+from tests.stand_ins import JsonAnswers, http_stand_in
 
 SAMPLE = {"instances": [{"a": 1.0, "b": 2.0}]}
 
@@ -173,19 +173,7 @@ def model_stand_in(log: Path, behaviour: Behaviour | None = None) -> Iterator[st
     how = behaviour or Behaviour()
     spec = json.dumps(document({"type": "string"} if how.detail_documented_as_string else None)).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def answer(self, status: int, body: Any, extra: tuple[tuple[str, str], ...] = ()) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            for key, value in extra:
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
+    class Handler(JsonAnswers):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             if self.path == "/docs.json":
                 self.answer(200, json.loads(spec))

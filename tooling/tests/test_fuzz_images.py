@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,6 +41,7 @@ from modelctl.fuzz_formats import (
 )
 from modelkit.errors import ERROR_SCHEMAS, bad_request
 from modelkit.images import ImageError, ImageLimits, base64_image, file_schema, open_image
+from tests.stand_ins import JsonAnswers
 
 try:
     import PIL.Image  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
@@ -135,19 +136,7 @@ def image_model(row_schema: dict[str, Any], file_field: dict[str, Any]) -> Itera
     otherwise, 405 with Allow for other methods."""
     spec = json.dumps(document(row_schema, file_field)).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def answer(self, status: int, body: Any, extra: tuple[tuple[str, str], ...] = ()) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            for key, value in extra:
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
+    class Handler(JsonAnswers):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             if self.path == "/docs.json":
                 self.answer(200, json.loads(spec))
