@@ -82,14 +82,15 @@ def test_model_processes_cache_bytecode_in_their_environment_not_beside_the_sour
     assert "PYTHONPYCACHEPREFIX" not in model_process_env(), "without an environment, the caller's setting stands"
 
 
-def test_environment_fingerprint_follows_requirements(monorepo: Path) -> None:
+def test_environment_key_follows_requirements_and_the_lock(monorepo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = monorepo / "models" / "iris_classifier"
-    before = envs._fingerprint(monorepo, folder)  # noqa: SLF001 - the stamp's input
-    assert envs._fingerprint(monorepo, folder) == before  # noqa: SLF001
+    (folder / "requirements.lock").unlink(missing_ok=True)  # the unlocked road (the suites allow it)
+    monkeypatch.setenv("MODELCTL_ALLOW_UNLOCKED", "1")
+    before = envs.content_key(monorepo, folder)
+    assert envs.content_key(monorepo, folder) == before
     requirements = folder / "requirements.txt"
     requirements.write_text(requirements.read_text() + "tqdm==4.67.1\n")
-    assert envs._fingerprint(monorepo, folder) != before, "a new pin means a new environment"  # noqa: SLF001
-    assert sys.version.encode()
+    assert envs.content_key(monorepo, folder) != before, "a new pin means a new environment"
 
 
 def test_a_misspelt_setting_is_an_error_not_a_silent_default(tmp_path: Path) -> None:
