@@ -232,7 +232,8 @@ def test_baked_model_passes_its_own_tests_and_fuzzing(monorepo: Path, framework:
     shutil.copytree(TEMPLATE, monorepo / "cookiecutter-model", ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "MODELCTL_ROOT": str(monorepo), "MODELCTL_STATE_DIR": str(monorepo / ".state")}
     env.pop("BENTOML_HOME", None)
-    env.pop("MODELCTL_ENV_CACHE", None)  # modelctl takes the environment tox just built, as in a user's checkout
+    # modelctl builds its model environments itself (not through tox): from the suites' shared cache
+    # (MODELCTL_ENV_CACHE), where every bake with the same requirements finds the one already built.
     modelctl = [sys.executable, "-m", "modelctl.main"]
     commands = [["train", slug], ["build", slug], ["fuzz", slug, "--examples", "20"]]
     if kind == "entity":
