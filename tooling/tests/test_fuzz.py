@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import pytest
 
 from modelctl.fuzz import FuzzResult, check, curl, fuzz, hostile_cases, run_hostile, run_schemathesis
 from modelkit.errors import ERROR_SCHEMAS, MAX_ERROR_BYTES, bad_request
-from tests.stand_ins import JsonAnswers, http_stand_in
+from tests.stand_ins import JsonAnswers, http_stand_in, serving
 
 SAMPLE = {"instances": [{"a": 1.0, "b": 2.0}]}
 
@@ -220,18 +218,8 @@ def model_stand_in(log: Path, behaviour: Behaviour | None = None) -> Iterator[st
             )
             return self.answer(400, answer)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(Handler) as url:
+        yield url
 
 
 SAMPLE_AB = {"instances": [{"a": 1.0, "b": 2.0}]}

@@ -13,10 +13,8 @@ import io
 import json
 import os
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,7 +39,7 @@ from modelctl.fuzz_formats import (
 )
 from modelkit.errors import ERROR_SCHEMAS, bad_request
 from modelkit.images import ImageError, ImageLimits, base64_image, file_schema, open_image
-from tests.stand_ins import JsonAnswers
+from tests.stand_ins import JsonAnswers, serving
 
 try:
     import PIL.Image  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
@@ -180,18 +178,8 @@ def image_model(row_schema: dict[str, Any], file_field: dict[str, Any]) -> Itera
                 return self.answer(400, bad_request([{"loc": ["image"], "msg": str(exc), "type": "value_error"}]))
             return self.answer(200, [{"pixels": image.width * image.height}])
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(Handler) as url:
+        yield url
 
 
 def test_modelkit_documents_what_an_image_field_takes() -> None:
