@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import BaseModel, Field
 
-from modelkit import predlog
+from modelkit import predlog, predlog_writer
 from modelkit.loader import parse_config
 from modelkit.training import reference_table
 
@@ -36,11 +41,23 @@ def parts(root: Path) -> list[Path]:
     return sorted(root.glob("predictions/*/*/*/*.parquet"))
 
 
+OPENED: list[predlog.PredictionLog] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_logs() -> Iterator[None]:
+    """Every log a test opens is closed: its writer process stops."""
+    yield
+    while OPENED:
+        OPENED.pop().close()
+
+
 def new_log(root: Path, **options: Any) -> tuple[predlog.PredictionLog, list[tuple[str, int]]]:
     drops: list[tuple[str, int]] = []
     settings: dict[str, Any] = {"model": "m", "env": "staging", "version": "m:v1", "classes": CLASSES, "start": False}
     settings.update(options)
     log = predlog.PredictionLog(predlog.Destination(str(root)), on_drop=lambda r, n: drops.append((r, n)), **settings)
+    OPENED.append(log)
     return log, drops
 
 
@@ -109,10 +126,10 @@ def test_a_store_that_is_down_costs_rows_not_requests(tmp_path: Path) -> None:
     log.record([row()], np.array([[0.5, 0.5]]))
     assert log.flush() == 0
     assert drops == [("store", 1)]
-    log.destination = predlog.Destination(str(tmp_path / "store"))  # the store is back
+    blocker.unlink()  # the store is back
     log.record([row()], np.array([[0.5, 0.5]]))
     assert log.flush() == 1
-    [part] = parts(tmp_path / "store")
+    [part] = parts(blocker / "store")
     assert pq.read_table(part).schema.metadata[predlog.DROPPED_META] == b"1"
 
 
@@ -132,7 +149,14 @@ class SlowDestination(predlog.Destination):
 def test_a_slow_store_never_blocks_recording(tmp_path: Path) -> None:
     destination = SlowDestination(str(tmp_path))
     log = predlog.PredictionLog(
-        destination, model="m", env="dev", version="m:v1", classes=CLASSES, flush_s=0.05, on_drop=lambda r, n: None
+        destination,
+        model="m",
+        env="dev",
+        version="m:v1",
+        classes=CLASSES,
+        flush_s=0.05,
+        on_drop=lambda r, n: None,
+        in_process=True,
     )
     try:
         log.record([row()], np.array([[0.5, 0.5]]))
@@ -176,6 +200,7 @@ def test_rows_waiting_on_a_hung_store_count_against_the_buffer(tmp_path: Path) -
         flush_s=0.05,
         on_drop=lambda r, n: None,
         start=False,
+        in_process=True,
     )
     for i in range(900):
         log.record([row(i)], np.array([[0.5, 0.5]]))
@@ -311,3 +336,136 @@ def test_rows_logged_with_other_fields_keep_the_request_row_s_key(tmp_path: Path
         predlog.row_key({"customer_id": 8}, {}),
     ]
     assert table.column("feature.spend").to_pylist() == [12.5, 3.0]  # what drift is measured on
+
+
+SERVING_PROCESS = """
+import sys
+import numpy as np
+from pydantic import BaseModel
+from modelkit import predlog
+
+class Row(BaseModel):
+    length: float
+    colour: str
+
+log = predlog.PredictionLog(predlog.Destination(sys.argv[1]), model="m", env="dev", version="m:v1",
+                            classes=("a", "b"), on_drop=lambda r, n: None)
+for i in range(500):
+    log.record([Row(length=float(i), colour="red")], np.array([[0.2, 0.8]]))
+written = log.flush()
+log.close()
+print(written, log.stats.parts, "pyarrow" in sys.modules, log._sink.pid)
+"""
+
+
+def test_the_serving_process_never_imports_pyarrow(tmp_path: Path) -> None:
+    """The rows become Parquet in the writer process: with pyarrow loaded, each scikit-learn call of the worker
+    would pay for narwhals' dataframe checks (bench/predlog.py)."""
+    result = subprocess.run(
+        [sys.executable, "-c", SERVING_PROCESS, str(tmp_path)], capture_output=True, text=True, timeout=120, check=True
+    )
+    written, part_count, imported, pid = result.stdout.split()
+    assert (written, part_count, imported, pid) == ("500", "1", "False", "None"), result.stderr
+    [part] = parts(tmp_path)
+    table = pq.read_table(part)
+    assert table.column("feature.length").to_pylist() == [float(i) for i in range(500)]
+    assert set(table.column("prediction.label").to_pylist()) == {"b"}
+    assert part.name.split("-")[1] != str(os.getpid())  # written by another process than the one serving
+
+
+def wait_for(condition: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_hung_writer_never_blocks_recording_and_its_rows_count_against_the_buffer(tmp_path: Path) -> None:
+    """The writer process stopped (SIGSTOP: a store write that hangs, a process that is not scheduled): requests
+    are recorded at full speed, the buffer holds buffer_rows in both processes together, the rest is dropped and
+    counted; once it runs again everything held is written and the drops are in the parts' metadata."""
+    log, drops = new_log(tmp_path, buffer_rows=1000, flush_s=0.05, start=True)
+    log.record([row(0)], np.array([[0.5, 0.5]]))
+    wait_for(lambda: log.stats.written == 1)
+    pid = log._sink.pid  # type: ignore[attr-defined]
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        slowest = 0.0
+        for i in range(6000):
+            started = time.perf_counter()
+            log.record([row(i)], np.array([[0.5, 0.5]]))
+            slowest = max(slowest, time.perf_counter() - started)
+            if i % 1000 == 0:
+                time.sleep(0.6)  # the log's thread hands the buffer over (into a pipe nobody reads)
+        assert slowest < 0.5, f"record took {slowest * 1000:.1f} ms while the writer was stopped"
+        assert log.stats.recorded == 1001
+        assert log.stats.dropped == {"buffer_full": 5000}
+        assert sum(n for _, n in drops) == 5000
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    log.close()
+    assert log.stats.written == 1001
+    tables = [pq.read_table(p) for p in parts(tmp_path)]
+    assert sum(t.num_rows for t in tables) == 1001
+    assert sum(int(t.schema.metadata[predlog.DROPPED_META]) for t in tables) == 5000
+
+
+def test_a_writer_that_dies_costs_its_rows_and_is_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(predlog_writer, "RESTART_S", 0.0)
+    log, drops = new_log(tmp_path, start=True)  # flush_s 30: the rows stay in the writer
+    for i in range(40):
+        log.record([row(i)], np.array([[0.5, 0.5]]))
+    log._wake.set()
+    wait_for(lambda: log._queued == 0)
+    first = log._sink.pid  # type: ignore[attr-defined]
+    assert first is not None
+    time.sleep(0.5)  # the writer has read them
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: log.stats.dropped.get("error") == 40)
+    assert log._held == 0, "the rows the dead writer held no longer count against the buffer"
+    log.record([row(99)], np.array([[0.5, 0.5]]))
+    assert log.flush() == 1
+    assert log._sink.pid not in (None, first)  # type: ignore[attr-defined]
+    [part] = parts(tmp_path)
+    assert pq.read_table(part).schema.metadata[predlog.DROPPED_META] == b"40"  # the next part reports the loss
+    assert ("error", 40) in drops
+
+
+def test_a_stopped_server_s_log_is_written_by_its_writer_on_the_way_out(tmp_path: Path) -> None:
+    log, _ = new_log(tmp_path, start=True)  # flush_s 30: only close() writes
+    for i in range(10):
+        log.record([row(i)], np.array([[0.5, 0.5]]))
+    pid = log._sink.pid  # type: ignore[attr-defined]
+    log.close()
+    assert log.stats.written == 10 and sum(pq.read_table(p).num_rows for p in parts(tmp_path)) == 10
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the writer has exited (and was reaped)
+
+
+def test_a_destination_that_exists_only_in_this_process_needs_the_in_process_writer(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="in_process=True"):
+        predlog.PredictionLog(SlowDestination(str(tmp_path)), model="m", env="dev", version="v", start=False)
+
+
+def test_closing_with_a_writer_that_does_not_read_is_bounded(tmp_path: Path) -> None:
+    """A stopped writer with a full pipe: the log's thread is stuck writing, so close() cannot end the writer's
+    input; it stops it after its timeout and counts what was lost instead of waiting forever."""
+    log, drops = new_log(tmp_path, buffer_rows=200_000, start=True)
+    pid = log._sink.pid  # type: ignore[attr-defined]
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    long_text = "x" * 900
+    for i in range(2000):  # about 2 MB pickled: far more than a pipe holds
+        log.record([{"text": long_text, "i": i}], np.array([[0.5, 0.5]]))
+    log._wake.set()
+    wait_for(lambda: log._queued == 0)
+    started = time.monotonic()
+    log.close(timeout=2)
+    assert time.monotonic() - started < 10
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert log.stats.dropped.get("error") == 2000 and log._held == 0
+    assert parts(tmp_path) == []

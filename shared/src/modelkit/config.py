@@ -262,7 +262,7 @@ class Monitor(_Section):
     sample_rate: Annotated[float, Field(ge=0, le=1)] = 1.0
     # Request fields that never reach the log as they are: "drop" leaves them out, "hash" keeps a salted sha256.
     sensitive: dict[Annotated[str, Field(pattern=_FIELD)], Literal["drop", "hash"]] = Field(default_factory=dict)
-    # Rows held in a service worker's memory before they are written; beyond it rows are dropped and counted.
+    # Rows a worker's log holds until written (its buffer and its writer process together); beyond: dropped, counted.
     buffer_rows: Annotated[int, Field(ge=100, le=10_000_000)] = 50_000
     flush_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     # Drift tests: two-sample Kolmogorov-Smirnov for numbers, chi-square for categories, or PSI for both.

@@ -2,11 +2,17 @@
 
 The service's ``predict`` calls :meth:`PredictionLog.record` with the request rows and the model's raw output. That
 call only decides the sample (``monitor.sample_rate``) and appends references to a bounded in-memory buffer
-(``monitor.buffer_rows``); a background thread turns them into columns and writes one Parquet part per flush to
+(``monitor.buffer_rows``). Every half second a background thread hands the buffered rows, as plain dicts, to the
+log's writer, a child process of the worker (``modelkit.predlog_writer``), which turns them into columns and writes
+one Parquet part per flush (``monitor.flush_s``) to
 
     <store>/predictions/<model>/<env>/<YYYY-MM-DD>/<time>-<pid>-<seq>.parquet
 
-so serving never waits for the store: a full buffer or a failed write drops rows, and each drop is counted (the
+The serving process never imports pyarrow (with it loaded, every scikit-learn call pays for dataframe checks) and
+spends no time of its own on columns. ``buffer_rows`` bounds the rows of both processes together: the worker counts
+what it handed over until the writer reports it written or dropped.
+
+Serving never waits for the store: a full buffer or a failed write drops rows, and each drop is counted (the
 Prometheus counter ``modelkit_predlog_dropped_rows_total{reason}`` on ``/metrics``, a warning line, and the next
 part's ``modelkit.dropped`` metadata, which ``modelctl monitor`` reports).
 
@@ -31,7 +37,7 @@ BentoML's ``bentoml.monitor`` was considered first: its default writer is JSON l
 API records value by value inside the request (a call per value per column). A custom ``monitor_class`` could
 receive the columns, but the work would still happen in the request path, and ``monitoring.enabled: false``
 silently turns it into a no-op. So the request path here only appends references, and the conversion happens
-off it (measured by ``bench/predlog.py``).
+in another process (measured by ``bench/predlog.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from __future__ import annotations
 import atexit
 import base64
 import hashlib
+import importlib.util
 import io
 import logging
 import math
@@ -47,16 +54,15 @@ import random
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 
+    from modelkit import predlog_writer
     from modelkit.config import ModelConfig
 
 ENV_URL = "MODELKIT_PREDLOG_URL"
@@ -392,7 +398,12 @@ class Stats:
 
 
 class PredictionLog:
-    """Buffers sampled requests and writes them as Parquet parts from a background thread (see the module doc)."""
+    """Samples requests into a bounded buffer and hands them to a writer off the request path (see the module doc).
+
+    The writer is a child process by default (``modelkit.predlog_writer``): the serving process never imports
+    pyarrow nor spends its own time on columns. ``in_process=True`` runs the same writer in this process's log
+    thread instead (for a caller that is not serving, or a ``Destination`` that only exists in this process).
+    """
 
     def __init__(
         self,
@@ -410,7 +421,10 @@ class PredictionLog:
         on_drop: Callable[[str, int], None] | None = None,
         start: bool = True,
         active_file: str | None = None,
+        in_process: bool = False,
     ) -> None:
+        from modelkit import predlog_writer
+
         self.destination = destination
         # With ``active_file``, rows are logged only while that file exists (checked at most once a second): a
         # candidate under test (fuzzing, the load test) logs nothing until modelctl makes it the live deployment.
@@ -424,22 +438,37 @@ class PredictionLog:
         self.capacity = buffer_rows
         self.flush_s = flush_s
         self.salt = salt
+        self.in_process = in_process
         self.stats = Stats()
         self._on_drop = on_drop if on_drop is not None else _prometheus_counter()
         self._random = random.random
         self._lock = threading.Lock()
-        self._drop_lock = threading.Lock()
         self._pending: list[tuple[float, Any, Any, Any]] = []
-        self._chunks: dict[str, list[pa.Table]] = {}  # converted, not yet written: per day
-        self._converted = 0  # rows in _chunks
-        self._writing = 0  # rows taken out of _chunks by write(), until it is done with them
         self._queued = 0  # rows in _pending
-        self._unreported = 0  # dropped rows not yet written into a part's metadata
+        self._held = 0  # rows handed to the writer that it has not finished with (written or dropped)
+        self._unreported = 0  # rows dropped here, not yet handed to the writer (for its parts' metadata)
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._seq = 0
-        self._last_warning = 0.0
         self._thread: threading.Thread | None = None
+        settings: dict[str, Any] = {
+            "model": model,
+            "env": env,
+            "version": version,
+            "classes": self.classes,
+            "sensitive": self.sensitive,
+            "salt": salt,
+            "flush_s": flush_s,
+            "part_rows": self._part_rows,
+        }
+        self._sink: predlog_writer.Sink
+        if in_process:
+            writer = predlog_writer.PartWriter(destination, **{k: settings[k] for k in predlog_writer.WRITER_SETTINGS})
+            self._sink = predlog_writer.ThreadSink(writer, self._apply, flush_s, self._part_rows)
+        else:
+            if type(destination) is not Destination:
+                raise TypeError(f"{type(destination).__name__} exists only in this process: use in_process=True")
+            settings.update(url=destination.url, endpoint_url=destination.endpoint_url)
+            self._sink = predlog_writer.ChildSink(settings, self._apply)
         if start:
             self.start()
 
@@ -454,9 +483,9 @@ class PredictionLog:
                 return
             count = len(rows)
             with self._lock:
-                # Every row the log holds counts (buffered, converted, being written): buffer_rows bounds its memory
-                # even while a slow store keeps a write waiting.
-                if self._queued + self._converted + self._writing + count > self.capacity:
+                # Every row the log holds counts (buffered here, or held by the writer until it is written): buffer_rows
+                # bounds its memory even while a slow store keeps a write waiting.
+                if self._queued + self._held + count > self.capacity:
                     self._drop("buffer_full", count)
                     return
                 self._pending.append((time.time(), rows, output, keys))
@@ -466,7 +495,8 @@ class PredictionLog:
             if full:
                 self._wake.set()
         except Exception:  # noqa: BLE001 - the log never fails a request
-            self._drop("error", len(rows) if isinstance(rows, Sized) else 0)
+            with self._lock:
+                self._drop("error", len(rows) if isinstance(rows, Sized) else 0)
 
     @property
     def _part_rows(self) -> int:
@@ -481,147 +511,103 @@ class PredictionLog:
         return self._active
 
     def _drop(self, reason: str, rows: int) -> None:
-        with self._drop_lock:
-            self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + rows
-            self._unreported += rows
+        """Rows dropped in this process (the caller holds ``_lock``)."""
+        self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + rows
+        self._unreported += rows
+        self._count_drop(reason, rows)
+
+    def _count_drop(self, reason: str, rows: int) -> None:
         try:
             self._on_drop(reason, rows)
         except Exception:  # noqa: BLE001, S110 - counting a drop must not fail either
             pass
 
-    def start(self) -> None:
-        # pyarrow is imported here, before serving: imported for the first time by the flush thread, a request
-        # thread could meet the half-imported module (scikit-learn looks for pyarrow in sys.modules on every call).
-        import pyarrow  # type: ignore[import-untyped, unused-ignore]  # noqa: F401
-        import pyarrow.parquet  # type: ignore[import-untyped, unused-ignore]  # noqa: F401
+    def _apply(self, outcome: predlog_writer.Outcome) -> None:
+        """What the writer reports: rows it is done with leave the buffer's count; its drops are counted here."""
+        with self._lock:
+            self._held -= outcome.done
+            self.stats.written += outcome.written
+            self.stats.parts += outcome.parts
+            for reason, rows in outcome.dropped.items():
+                self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + rows
+        for reason, rows in outcome.dropped.items():
+            self._count_drop(reason, rows)
 
+    def start(self) -> None:
+        """Start the writer and the thread that hands it the buffer every CONVERT_S (before serving)."""
         if self._thread is None:
+            self._sink.start()
             self._thread = threading.Thread(target=self._run, name="modelkit-predlog", daemon=True)
             self._thread.start()
             atexit.register(self.close)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Write what is buffered and stop the thread (at exit; bounded by ``timeout``)."""
+        """Write what is buffered and stop the thread and the writer (at exit; bounded by ``timeout``)."""
+        deadline = time.monotonic() + timeout
         self._stop.set()
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
-        elif self._thread is None:
-            self.flush()
+        if self._thread is None or not self._thread.is_alive():
+            self._ship()
+        self._sink.close(max(0.1, deadline - time.monotonic()))
 
     def _run(self) -> None:
-        last_write = time.monotonic()
         while not self._stop.is_set():
-            self._wake.wait(min(CONVERT_S, self.flush_s))
+            self._wake.wait(CONVERT_S)
             self._wake.clear()
-            self.convert()
-            if time.monotonic() - last_write >= self.flush_s or self._converted >= self._part_rows:
-                self.write()
-                last_write = time.monotonic()
-        self.flush()
+            self._ship()
+            self._sink.tick()
 
-    def flush(self) -> int:
-        """Convert and write everything buffered now (one part per day it spans); the number of rows written."""
-        self.convert()
-        return self.write()
+    def flush(self, timeout: float = 30.0) -> int:
+        """Hand over everything buffered and have the writer write it now; the number of rows it wrote."""
+        self._ship()
+        return self._sink.flush(timeout)
 
-    def convert(self) -> None:
-        """Turn the buffered requests into Arrow tables (columns, no Python object per value) until written.
+    def _ship(self) -> None:
+        """The buffered requests, as plain dicts, to the writer.
 
         Done every CONVERT_S rather than once per flush: thousands of request rows held as Python objects for
         ``flush_s`` would make every full garbage collection of the serving process walk them.
         """
+        from modelkit.predlog_writer import Outcome, Request
+
         with self._lock:
-            pending = self._pending
-            if not pending:
-                return
-            count, self._pending = self._queued, []
-            # Moved from queued to converted in one step, so record() never sees them uncounted.
-            self._converted += count
-            self._queued = 0
-        try:
-            for day, records in self._columns(pending).items():
-                self._chunks.setdefault(day, []).append(to_table(records))
-        except Exception as exc:  # noqa: BLE001 - rows that cannot be converted are dropped, counted
-            with self._lock:
-                self._converted -= count
-            self._drop("error", count)
-            self._warn(f"rows could not be converted ({type(exc).__name__}: {exc})")
-
-    def write(self) -> int:
-        """Write the converted rows: one Parquet part per day (of at most PART_ROWS rows); the rows written."""
-        with self._lock:
-            chunks, self._chunks = self._chunks, {}
-            taken, self._converted = self._converted, 0
-            self._writing += taken
-        try:
-            return self._write_days(chunks)
-        finally:
-            with self._lock:
-                self._writing -= taken
-
-    def _write_days(self, chunks: dict[str, list[pa.Table]]) -> int:
-        import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
-
-        written = 0
-        for day, tables in sorted(chunks.items()):
-            try:
-                table = pa.concat_tables(tables, promote_options="permissive")
-            except pa.ArrowException as exc:  # a field changed type between requests: parts per chunk instead
-                self._warn(f"log chunks of {day} do not merge ({exc}); written one part each")
-                for one in tables:
-                    written += self._write(day, one)
-                continue
-            for start in range(0, table.num_rows, PART_ROWS):
-                written += self._write(day, table.slice(start, PART_ROWS))
-        return written
-
-    def _columns(self, pending: list[tuple[float, Any, Any, Any]]) -> dict[str, list[dict[str, Any]]]:
-        by_day: dict[str, list[dict[str, Any]]] = {}
+            pending, self._pending = self._pending, []
+            count, self._queued = self._queued, 0
+            self._held += count  # moved from queued to held in one step, so record() never sees them uncounted
+            dropped, self._unreported = self._unreported, 0
+        if not pending and not dropped:
+            return
+        requests: list[Request] = []
+        failed = 0
         for at, rows, output, keys in pending:
-            stamp = datetime.fromtimestamp(at, UTC)
-            predictions = prediction_values(output, self.classes, len(rows))
-            day = by_day.setdefault(stamp.strftime("%Y-%m-%d"), [])
-            for index, (row, predicted) in enumerate(zip(rows, predictions, strict=True)):
-                encoded = encoded_fields(type(row))
-                values = as_dict(row)
-                keyed = values if keys is None else as_dict(keys[index])
-                record: dict[str, Any] = {
-                    TS: stamp,
-                    VERSION: self.version,
-                    ROW_KEY: row_key(keyed, self.sensitive),
-                }
-                record.update(row_values(values, self.sensitive, self.salt, encoded))
-                record.update(predicted)
-                day.append(record)
-        return by_day
+            try:
+                requests.append(
+                    Request(
+                        at=at,
+                        rows=[as_dict(row) for row in rows],
+                        output=_plain_output(output),
+                        keys=None if keys is None else [as_dict(key) for key in keys],
+                        encoded=encoded_fields(type(rows[0])) if len(rows) else frozenset(),
+                    )
+                )
+            except Exception:  # noqa: BLE001 - a row that is not a mapping or model: that request is not logged
+                failed += len(rows)
+        if failed:
+            self._apply(Outcome().drop("error", failed))
+            dropped += failed
+        self._sink.ship(requests, count - failed, dropped)
 
-    def _write(self, day: str, table: pa.Table) -> int:
-        self._seq += 1
-        now = datetime.now(UTC)
-        name = f"{now:%H%M%S}-{os.getpid()}-{self._seq:06d}-{uuid.uuid4().hex[:6]}.parquet"
-        key = f"{partition(self.model, self.env, day)}/{name}"
-        dropped = self._unreported
-        rows = int(table.num_rows)
-        try:
-            data = parquet_bytes(table.replace_schema_metadata({DROPPED_META: str(dropped).encode()}))
-            self.destination.put(key, data)
-        except Exception as exc:  # noqa: BLE001 - a slow or absent store costs rows, never a request
-            self._drop("store", rows)
-            self._warn(f"{rows} rows not written to {self.destination.url}/{key} ({type(exc).__name__}: {exc})")
-            return 0
-        with self._drop_lock:
-            self._unreported -= dropped
-        self.stats.written += rows
-        self.stats.parts += 1
-        return rows
 
-    def _warn(self, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last_warning >= 60 or self._last_warning == 0.0:
-            self._last_warning = now
-            total = sum(self.stats.dropped.values())
-            log.warning("prediction log: %s; %d rows dropped so far", message, total)
+def _plain_output(output: Any) -> Any:
+    """The model's output as a NumPy array where it is array-like (a tensor of any framework): it travels pickled."""
+    import numpy as np
+
+    try:
+        return np.asarray(output)
+    except Exception:  # noqa: BLE001 - not array-like: the writer logs no prediction columns for it
+        return None
 
 
 def from_env(config: ModelConfig, version: str, classes: Sequence[str] = ()) -> PredictionLog | None:
@@ -630,10 +616,9 @@ def from_env(config: ModelConfig, version: str, classes: Sequence[str] = ()) -> 
     monitor = config.monitor
     if not url or monitor.sample_rate <= 0:
         return None
-    try:
-        import pyarrow  # type: ignore[import-untyped, unused-ignore]  # noqa: F401
-    except ImportError as exc:
-        log.warning("prediction log off: %s is set but pyarrow cannot be imported (%s)", ENV_URL, exc)
+    # Looked up, not imported: the writer process imports it, the serving process never does.
+    if importlib.util.find_spec("pyarrow") is None:
+        log.warning("prediction log off: %s is set but pyarrow is not installed in this environment", ENV_URL)
         return None
     from modelkit.config import ENVIRONMENTS
 
