@@ -109,7 +109,7 @@ def main() -> int:
             assert table.num_rows == args.rows, table.num_rows
             started = time.perf_counter()
             run = subprocess.run(
-                [sys.executable, "-m", "modelctl", "monitor", MODEL, "--env", "staging"],
+                [str(Path(sys.executable).parent / "modelctl"), "monitor", MODEL, "--env", "staging"],
                 cwd=repo,
                 env=env,
                 capture_output=True,
