@@ -133,6 +133,28 @@ def test_a_store_that_is_down_costs_rows_not_requests(tmp_path: Path) -> None:
     assert pq.read_table(part).schema.metadata[predlog.DROPPED_META] == b"1"
 
 
+@pytest.mark.parametrize("in_process", [False, True], ids=["writer-process", "in-process"])
+def test_drops_reported_after_the_last_part_are_written_at_close(tmp_path: Path, in_process: bool) -> None:
+    """Rows lost to a failed write are reported with the next part; when the log closes before there is one, a
+    part of no rows carries the count, so no drop leaves with the process (and monitor reads it as a part)."""
+    log, drops = new_log(tmp_path, in_process=in_process, start=True)
+    log.record([row(0)], np.array([[0.5, 0.5]]))
+    assert log.flush() == 1
+    [first] = parts(tmp_path)
+    day = first.parent
+    day.rename(tmp_path / "moved")
+    day.write_text("a file where the day's folder should be: the store is down")
+    log.record([row(1)], np.array([[0.5, 0.5]]))
+    assert log.flush() == 0
+    assert drops == [("store", 1)]
+    day.unlink()  # the store is back, and nothing more is logged before the service stops
+    log.close()
+    [empty] = parts(tmp_path)
+    table = pq.read_table(empty)
+    assert table.num_rows == 0 and table.schema.metadata[predlog.DROPPED_META] == b"1"
+    assert set(table.column_names) == set(pq.read_table(tmp_path / "moved" / first.name).column_names)
+
+
 class SlowDestination(predlog.Destination):
     """A store that takes a second per write (a real wait, as a slow network would)."""
 

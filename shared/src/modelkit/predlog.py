@@ -387,6 +387,12 @@ DROP_REASONS = ("buffer_full", "store", "error")
 _COUNTERS: dict[str, Any] = {}
 
 
+def add_counts(into: dict[str, int], counts: Mapping[str, int]) -> None:
+    """Add per-reason row counts (drops) into ``into``."""
+    for reason, rows in counts.items():
+        into[reason] = into.get(reason, 0) + rows
+
+
 @dataclass
 class Stats:
     """What the log did in this process (for tests, the benchmark and the warning lines)."""
@@ -512,7 +518,7 @@ class PredictionLog:
 
     def _drop(self, reason: str, rows: int) -> None:
         """Rows dropped in this process (the caller holds ``_lock``)."""
-        self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + rows
+        add_counts(self.stats.dropped, {reason: rows})
         self._unreported += rows
         self._count_drop(reason, rows)
 
@@ -528,8 +534,7 @@ class PredictionLog:
             self._held -= outcome.done
             self.stats.written += outcome.written
             self.stats.parts += outcome.parts
-            for reason, rows in outcome.dropped.items():
-                self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + rows
+            add_counts(self.stats.dropped, outcome.dropped)
         for reason, rows in outcome.dropped.items():
             self._count_drop(reason, rows)
 

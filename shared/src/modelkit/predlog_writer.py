@@ -42,6 +42,7 @@ from modelkit.predlog import (
     TS,
     VERSION,
     Destination,
+    add_counts,
     parquet_bytes,
     partition,
     prediction_values,
@@ -87,13 +88,12 @@ class Outcome:
         self.done += other.done
         self.written += other.written
         self.parts += other.parts
-        for reason, rows in other.dropped.items():
-            self.dropped[reason] = self.dropped.get(reason, 0) + rows
+        add_counts(self.dropped, other.dropped)
         return self
 
     def drop(self, reason: str, rows: int) -> Outcome:
         self.done += rows
-        self.dropped[reason] = self.dropped.get(reason, 0) + rows
+        add_counts(self.dropped, {reason: rows})
         return self
 
 
@@ -124,6 +124,7 @@ class PartWriter:
         self._chunks: dict[str, list[pa.Table]] = {}
         self._unreported = 0  # dropped rows (here or in the worker) not yet in a part's metadata
         self._seq = 0
+        self._schema: Any = None  # the columns of the last part written (for a part that only reports drops)
         self._warn = warn if warn is not None else _warner()
 
     def note_dropped(self, rows: int) -> None:
@@ -196,7 +197,20 @@ class PartWriter:
             self._warn(f"{rows} rows not written to {self.destination.url}/{key} ({type(exc).__name__}: {exc})")
             return Outcome().drop("store", rows)
         self._unreported -= dropped
+        self._schema = table.schema
         return Outcome(done=rows, written=rows, parts=1)
+
+    def write_drops(self) -> Outcome:
+        """At the end: drops reported after the last part go into a part of no rows, so no count is lost with the
+        process. Without a part written before (no columns known), the count is only in this warning."""
+        if self._unreported <= 0 or self.held:
+            return Outcome()
+        if self._schema is None:
+            self._warn(f"{self._unreported} dropped rows are in no part's metadata: no part was written")
+            return Outcome()
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        outcome = self._write(day, self._schema.empty_table())
+        return Outcome(parts=outcome.parts)
 
 
 def batch_prediction_values(requests: Sequence[Request], classes: Sequence[str]) -> list[list[dict[str, Any]]]:
@@ -329,6 +343,9 @@ class ThreadSink:
 
     def close(self, timeout: float) -> None:
         self.flush(timeout)
+        with self._lock:
+            outcome = self.writer.write_drops()
+        self._apply(outcome)
 
     def _write(self) -> Outcome:
         self._last_write = time.monotonic()
@@ -580,7 +597,7 @@ def main() -> int:
                     message = inbox.get_nowait()
                 except queue.Empty:
                     break
-            report(stdout, final.add(writer.write()))
+            report(stdout, final.add(writer.write()).add(writer.write_drops()))
             return 0
         outcome = Outcome()
         if message and message[0] == "batch":
