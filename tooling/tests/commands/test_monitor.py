@@ -201,6 +201,21 @@ def test_damaged_parts_are_named_and_the_rest_is_monitored(repo: Path, cli: Cli)
     assert record["rows"] == 600 and len(record["problems"]) == 3
 
 
+def test_a_part_of_no_rows_only_reports_drops(repo: Path, cli: Cli) -> None:
+    """A log that closes with drops reported after its last part writes them in a part of no rows: read as a part,
+    its count is in the record, and it is no problem."""
+    serve_traffic(repo, draw(600, seed=9))
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    folder = repo / ".modelctl" / predlog.partition(MODEL, "staging", day)
+    [good] = folder.glob("*.parquet")
+    empty = pq.read_table(good).schema.empty_table().replace_schema_metadata({predlog.DROPPED_META: b"7"})
+    pq.write_table(empty, folder / "drops-only.parquet")
+    result = cli("monitor", MODEL, "--env", "staging")
+    assert result.code == 0, result.err
+    [record] = records(repo)
+    assert (record["rows"], record["problems"], record["dropped_rows"]) == (600, [], 7)
+
+
 def test_flipped_labels_breach_quality(repo: Path, cli: Cli, tmp_path: Path) -> None:
     features = draw(400, seed=10)
     sent = serve_traffic(repo, features)
