@@ -37,7 +37,8 @@ def test_defaults_are_applied() -> None:
 def test_nested_defaults_fill_a_partial_section() -> None:
     config = parse_config(MINIMAL + "serving:\n  batching:\n    enabled: true\n")
     assert config.serving.batching.enabled is True
-    assert config.serving.batching.max_batch_size == 64
+    assert config.serving.batching.max_batch_size is None
+    assert config.serving.batch_rows == config.serving.max_rows == 1000  # a request is never split into chunks
 
 
 @pytest.mark.parametrize(
@@ -46,6 +47,10 @@ def test_nested_defaults_fill_a_partial_section() -> None:
         (
             "serving:\n  batching:\n    max_latency_ms: -5\n",
             "models/churn/config.yaml:7: serving.batching.max_latency_ms: -5 is invalid: expected a value >= 10",
+        ),
+        (
+            "serving:\n  max_rows: 1000\n  batching: {enabled: true, max_batch_size: 64}\n",
+            "is invalid: batching.max_batch_size (64) is below max_rows (1000): BentoML would split a request",
         ),
         ("serving:\n  workers: '2'\n", "config.yaml:6: serving.workers: '2' is invalid: expected a valid integer"),
         ("serving:\n  workerz: 2\n", "serving.workerz: unknown key 'workerz'; expected one of: workers, concurrency"),

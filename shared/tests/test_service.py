@@ -21,7 +21,7 @@ description: Adds two numbers, badly.
 owner: team
 framework: sklearn
 task: regression
-serving: {max_rows: 50, max_request_bytes: 20000, batching: {enabled: true, max_batch_size: 8, max_latency_ms: 1000}}
+serving: {max_rows: 50, max_request_bytes: 20000, batching: {enabled: true, max_latency_ms: 1000}}
 """
 
 
@@ -75,7 +75,7 @@ def test_the_service_is_named_and_configured_from_config_yaml(service: Any) -> N
     assert service.inner.__doc__ == "Adds two numbers, badly."
     assert service.config["traffic"]["max_concurrency"] > 0
     predict_api = service.apis["predict"]
-    assert predict_api.route == "/predict" and predict_api.batchable and predict_api.max_batch_size == 8
+    assert predict_api.route == "/predict" and predict_api.batchable and predict_api.max_batch_size == 50
     assert len(service.models) == 1  # the BentoModel class attribute: what `bentoml build` packages
     assert [cls.__name__ for cls, _ in service.middlewares] == ["RequestLimits", "ErrorBodies"]
 

@@ -100,8 +100,11 @@ def test_service_options_are_accepted_by_bentoml() -> None:
 
 def test_api_options_from_batching() -> None:
     assert api_options(parse_config(MINIMAL)) == {}
-    enabled = parse_config(MINIMAL + "serving: {batching: {enabled: true, max_batch_size: 32, max_latency_ms: 500}}\n")
-    assert api_options(enabled) == {"batchable": True, "max_batch_size": 32, "max_latency_ms": 500}
+    enabled = parse_config(MINIMAL + "serving: {max_rows: 20, batching: {enabled: true, max_batch_size: 32}}\n")
+    assert api_options(enabled) == {"batchable": True, "max_batch_size": 32, "max_latency_ms": 1000}
+    # Unset, it follows max_rows: a request of max_rows rows is one model call, never chunks BentoML may cancel.
+    following = parse_config(MINIMAL + "serving: {max_rows: 300, batching: {enabled: true, max_latency_ms: 500}}\n")
+    assert api_options(following) == {"batchable": True, "max_batch_size": 300, "max_latency_ms": 500}
 
 
 @pytest.mark.parametrize(

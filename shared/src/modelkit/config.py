@@ -48,7 +48,10 @@ class Batching(_Section):
     """Adaptive batching of concurrent requests into one model call."""
 
     enabled: bool = False
-    max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
+    # Rows merged into one model call; unset: serving.max_rows. Never below max_rows (Serving checks): BentoML splits
+    # a larger request into chunks, and when its first chunks take longer than max_latency_ms it cancels the rest
+    # and answers 503 for the whole request, even with nothing else queued (seen: 999 images, a loaded machine).
+    max_batch_size: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     # Measured: 200 ms gave 2-21 % 503s under load, 1000 ms none (see bench/serving.py).
     max_latency_ms: Annotated[int, Field(ge=10, le=60_000)] = 1000
 
@@ -102,6 +105,22 @@ class Serving(_Section):
     # Width x height: a small file can declare a huge image (a decompression bomb); refused before it is decoded.
     max_image_pixels: Annotated[int, Field(ge=1, le=200_000_000)] = 4_000_000
     image_formats: Annotated[list[ImageFormat], Field(min_length=1)] = Field(default_factory=_default_image_formats)
+
+    @model_validator(mode="after")
+    def _whole_requests_batched(self) -> Serving:
+        size = self.batching.max_batch_size
+        if self.batching.enabled and size is not None and size < self.max_rows:
+            raise ValueError(
+                f"batching.max_batch_size ({size}) is below max_rows ({self.max_rows}): BentoML would split a request "
+                "of more rows and answer 503 for it when its first chunks take longer than batching.max_latency_ms; "
+                "leave max_batch_size out (it follows max_rows), raise it, or lower max_rows"
+            )
+        return self
+
+    @property
+    def batch_rows(self) -> int:
+        """Rows merged into one model call under batching: batching.max_batch_size, or max_rows when unset."""
+        return self.batching.max_batch_size or self.max_rows
 
 
 class LoadTest(_Section):
