@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from modelctl.fuzz import FuzzResult, check, curl, fuzz, hostile_cases, run_hostile, run_schemathesis
+from modelctl.delivery.fuzzing import markdown
+from modelctl.fuzz import FuzzResult, check, curl, fuzz, hostile_cases, run_coverage, run_hostile, run_schemathesis
 from modelkit.errors import ERROR_SCHEMAS, MAX_ERROR_BYTES, bad_request
 from tests.stand_ins import JsonAnswers, http_stand_in, serving
 
@@ -144,6 +145,7 @@ class Behaviour:
     header_blind: bool = False  # reads the last Content-Type, does not count them
     detail_documented_as_string: bool = False
     invalid_is_413: bool = False  # refuses bad data as a body over its limit would be refused
+    fails_at_the_maximum: bool = False  # a 500 (and a traceback in its log) for a row at the schema's maximum of a
 
 
 def validate(body: Any) -> list[dict[str, Any]]:
@@ -205,6 +207,10 @@ def model_stand_in(log: Path, behaviour: Behaviour | None = None) -> Iterator[st
                 errors = validate(body)
             except (ValueError, RecursionError):
                 errors = [{"loc": [], "msg": "invalid JSON", "type": "json_invalid"}]
+            if not errors and how.fails_at_the_maximum and any(row["a"] == 10 for row in body["instances"]):
+                with log.open("a") as handle:
+                    handle.write("ERROR Traceback (most recent call last):\nZeroDivisionError: at the maximum\n")
+                return self.answer(500, {"error": "Internal Server Error"})
             if not errors:
                 return self.answer(200, [{"value": row["a"] + row["b"]} for row in body["instances"]])
             if how.invalid_is_413:
@@ -282,3 +288,25 @@ def test_error_bodies_that_differ_from_the_document_fail_the_conformance_checks(
     conformance = [f for f in result.failures if "Response violates schema" in f.problem]
     assert conformance and all(f.status == 400 for f in conformance)
     assert conformance[0].curl.startswith("curl")
+
+
+def test_a_5xx_in_schemathesis_s_own_run_names_its_request_answer_and_server_log(log: Path) -> None:
+    """The coverage run (schemathesis's CLI, another process) sends the schema's boundary values; a 5xx there is
+    reported with its status, body and a curl of that very request, and the summary shows the server's traceback
+    (its JSON summary says only "ST101 Server error (1 cases)", which left a 5xx seen once in CI unexplained)."""
+    result = FuzzResult()
+    with model_stand_in(log, Behaviour(fails_at_the_maximum=True)) as url:
+        for _ in range(40):
+            with log.open("a") as handle:
+                handle.write("INFO client error on /predict [POST]: 1 validation errors\n")
+        run_coverage(url, result)
+    server = [f for f in result.failures if f.status == 500]
+    assert server, [(f.case, f.status, f.problem) for f in result.failures]
+    first = server[0]
+    assert first.case == "schemathesis coverage: POST /predict"
+    assert first.problem.startswith("ST101 Server error (not_a_server_error): answered 500 to a request of ")
+    assert "Internal Server Error" in first.problem
+    assert first.curl.startswith("curl -sS -X POST") and url in first.curl and '"a": 10' in first.curl
+    text = markdown("toy", result, log)
+    assert "ZeroDivisionError: at the maximum" in text and "client error on" not in text
+    assert "answered 500" in text

@@ -35,6 +35,7 @@ _MAX_ERROR_TEXT = 300
 
 # Where BentoML 1.4 logs an exception raised while handling a request (log_exception()).
 BENTOML_REQUEST_LOGGER = "bentoml._internal.server.http_app"
+CLIENT_ERROR_LINE = "client error on "  # how each client error's one log line starts (ClientErrorLogFilter)
 
 _REF = "#/components/schemas/{}"
 
@@ -352,7 +353,7 @@ class ClientErrorLogFilter(logging.Filter):
         if summary is None:
             return True
         where = record.getMessage().removeprefix("Exception on ")
-        record.msg = "client error on %s: %s"
+        record.msg = CLIENT_ERROR_LINE + "%s: %s"
         record.args = (where, summary)
         record.exc_info = None
         record.exc_text = None

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from modelctl import cmd, procs
 from modelctl.fuzz_formats import FormatError, ImageSpec, image_specs, registered, require_pillow, write_hooks
+from modelctl.fuzz_ndjson import failed_checks
 from modelctl.processenv import model_process_env
 from modelkit import MAX_ERROR_BYTES
 
@@ -555,6 +556,7 @@ def run_coverage(url: str, result: FuzzResult, timeout: float = 600) -> None:
     document = f"{url}/docs.json"
     with tempfile.TemporaryDirectory(prefix="modelctl-fuzz-") as tmp:
         report = Path(tmp) / "schemathesis.json"
+        cases = Path(tmp) / "schemathesis.ndjson"  # every request and answer: what a failure was
         config = Path(tmp) / "schemathesis.toml"
         statuses = ", ".join(json.dumps(status) for status in NEGATIVE_REJECTIONS)
         # A format registered in this process does not reach schemathesis's own run: its hooks file does.
@@ -565,7 +567,8 @@ def run_coverage(url: str, result: FuzzResult, timeout: float = 600) -> None:
         )
         argv = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", document]
         argv += ["--checks", "all", "--phases", "coverage"]
-        argv += ["--workers", "1", "--report", "json", "--report-json-path", str(report)]
+        argv += ["--workers", "1", "--report", "json,ndjson", "--report-json-path", str(report)]
+        argv += ["--report-ndjson-path", str(cases)]
         # From the temporary folder: schemathesis keeps a cache folder (.schemathesis/) where it runs.
         # The allow-listed environment: schemathesis runs while the model's server is up, beside model code.
         env = model_process_env({"HOME": tmp})
@@ -575,8 +578,13 @@ def run_coverage(url: str, result: FuzzResult, timeout: float = 600) -> None:
             result.fail(Failure("schemathesis coverage", None, f"no report: {cmd.tail_of(completed.output)}", ""))
             return
         data = json.loads(report.read_text())
+        # Each failed check with its request and answer; the summary's counts where the cases cannot be read.
+        details = failed_checks(cases) if data.get("failures") and cases.is_file() else []
     result.conformance_checks += int(data.get("test_cases", {}).get("generated", 0))
-    for found in data.get("failures", []):
+    for check in details:
+        shown = curl(check.method, check.url, list(check.headers), check.request_body) if check.method else reproduce
+        result.fail(Failure(f"schemathesis coverage: {check.operation}", check.status, check.problem(), shown))
+    for found in data.get("failures", []) if not details else []:
         where = ", ".join(found.get("operations", [])) or "the API"
         problem = f"{found.get('code')} {found.get('title')} ({found.get('count')} cases)"
         result.fail(Failure(f"schemathesis coverage: {where}", None, problem, reproduce))

@@ -530,12 +530,17 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def log_tail(path: Path, lines: int = 15) -> str:
+def log_tail(path: Path, lines: int = 15, max_bytes: int = 65_536, width: int = 300, skip: str = "") -> str:
+    """The last ``lines`` lines of the log at ``path``, read from its last ``max_bytes``, each cut to ``width``;
+    lines containing ``skip`` (when given) left out."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - max_bytes))
+            text = handle.read(max_bytes).decode("utf-8", errors="replace")
     except OSError:
         return "(no log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+    kept = [line[:width] for line in text.splitlines() if not skip or skip not in line]
+    return "\n".join(kept[-lines:]) or "(empty log)"
 
 
 def healthy(url: str, timeout: float = 2.0) -> bool:

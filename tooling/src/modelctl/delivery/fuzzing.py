@@ -10,13 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelctl import procs
 from modelctl.console import err
 from modelctl.errors import GateRefusedError, ModelctlError
 from modelctl.fuzz import FuzzResult, fuzz
 from modelctl.model import Model
+from modelkit.errors import CLIENT_ERROR_LINE
 
 # Examples per operation and mode: about a minute for the example model on 2 cores, server included.
 DEFAULT_EXAMPLES = 60
+
+
+SHOWN_FAILURES = 5  # failures listed in the summary (fuzz.json has them all)
+LOG_TAIL_LINES = 30
 
 
 class FuzzFailedError(GateRefusedError):
@@ -39,7 +45,7 @@ class Fuzzed:
         return f"{r.cases} cases, {r.server_errors} 5xx, {len(r.failures)} failures"
 
 
-def markdown(model: str, result: FuzzResult) -> str:
+def markdown(model: str, result: FuzzResult, server_log: Path | None = None) -> str:
     status = "PASS" if result.passed else "FAIL"
     statuses = ", ".join(f"{k}: {v}" for k, v in sorted(result.by_status.items()))
     lines = [
@@ -56,6 +62,14 @@ def markdown(model: str, result: FuzzResult) -> str:
     if result.failures:
         first = result.failures[0]
         lines += ["", f"First failure ({first.case}): {first.problem}", "", "```bash", first.curl, "```"]
+        more = result.failures[1:SHOWN_FAILURES]
+        if more:
+            lines += ["", "Then:", *(f"- {f.case}: {f.problem}" for f in more)]
+    if server_log is not None and any(f.status is not None and f.status >= 500 for f in result.failures):
+        # What the server said when it failed (the traceback a 5xx seen once in CI is understood by), without the
+        # one line each refused request adds.
+        tail = procs.log_tail(server_log, LOG_TAIL_LINES, skip=CLIENT_ERROR_LINE)
+        lines += ["", f"Server log, last {LOG_TAIL_LINES} lines but client errors:", "", "```text", tail, "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -74,7 +88,7 @@ def fuzz_served(
     result = fuzz(
         url, model.sample(), serving.max_request_bytes, serving.max_rows, examples, server_pids, server_log=server_log
     )
-    text = markdown(model.name, result)
+    text = markdown(model.name, result, server_log)
     (reports / "fuzz.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8")
     (reports / "fuzz.md").write_text(text, encoding="utf-8")
     return Fuzzed(result, text, reports, examples)
