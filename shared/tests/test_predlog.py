@@ -155,6 +155,25 @@ def test_drops_reported_after_the_last_part_are_written_at_close(tmp_path: Path,
     assert set(table.column_names) == set(pq.read_table(tmp_path / "moved" / first.name).column_names)
 
 
+def test_a_store_down_at_close_is_not_tried_again_and_the_count_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The last write failed on the store: no part of no rows is tried against it (the close would wait on a store
+    that is down); the count is in a warning, logged whatever the once-a-minute limit."""
+    log, drops = new_log(tmp_path, in_process=True, start=True)
+    log.record([row(0)], np.array([[0.5, 0.5]]))
+    assert log.flush() == 1
+    [first] = parts(tmp_path)
+    first.parent.rename(tmp_path / "moved")
+    first.parent.write_text("a file where the day's folder should be: the store is down")
+    log.record([row(1)], np.array([[0.5, 0.5]]))
+    with caplog.at_level("WARNING", logger="modelkit.predlog"):
+        log.close()
+    assert drops == [("store", 1)]
+    assert not parts(tmp_path)
+    assert "1 dropped rows are in no part's metadata (the store failed)" in caplog.text
+
+
 class SlowDestination(predlog.Destination):
     """A store that takes a second per write (a real wait, as a slow network would)."""
 

@@ -182,11 +182,12 @@ class PartWriter:
                 day.append(record)
         return by_day
 
-    def _write(self, day: str, table: pa.Table) -> Outcome:
+    def _part_name(self) -> str:
         self._seq += 1
-        now = datetime.now(UTC)
-        name = f"{now:%H%M%S}-{os.getpid()}-{self._seq:06d}-{uuid.uuid4().hex[:6]}.parquet"
-        key = f"{partition(self.model, self.env, day)}/{name}"
+        return f"{datetime.now(UTC):%H%M%S}-{os.getpid()}-{self._seq:06d}-{uuid.uuid4().hex[:6]}.parquet"
+
+    def _write(self, day: str, table: pa.Table) -> Outcome:
+        key = f"{partition(self.model, self.env, day)}/{self._part_name()}"
         dropped = self._unreported
         rows = int(table.num_rows)
         try:
@@ -200,17 +201,30 @@ class PartWriter:
         self._schema = table.schema
         return Outcome(done=rows, written=rows, parts=1)
 
-    def write_drops(self) -> Outcome:
-        """At the end: drops reported after the last part go into a part of no rows, so no count is lost with the
-        process. Without a part written before (no columns known), the count is only in this warning."""
-        if self._unreported <= 0 or self.held:
+    def write_drops(self, after: Outcome) -> Outcome:
+        """At the end, after the last ``write`` (``after``): drops reported after the last part go into a part of no
+        rows, so no count leaves with the process. Not tried when that write just failed on the store (it would wait
+        on a store that is down, past the close's timeout); then, or with no part written before (no columns known),
+        the count is only in a warning, which is logged whatever the once-a-minute limit."""
+        rows = self._unreported
+        if rows <= 0 or self.held:
             return Outcome()
-        if self._schema is None:
-            self._warn(f"{self._unreported} dropped rows are in no part's metadata: no part was written")
+        if "store" in after.dropped or self._schema is None:
+            why = "the store failed" if self._schema is not None else "no part was written"
+            log.warning("prediction log: %d dropped rows are in no part's metadata (%s)", rows, why)
             return Outcome()
         day = datetime.now(UTC).strftime("%Y-%m-%d")
-        outcome = self._write(day, self._schema.empty_table())
-        return Outcome(parts=outcome.parts)
+        key = f"{partition(self.model, self.env, day)}/{self._part_name()}"
+        try:
+            data = parquet_bytes(self._schema.empty_table().replace_schema_metadata({DROPPED_META: str(rows).encode()}))
+            self.destination.put(key, data)
+        except Exception as exc:  # noqa: BLE001 - the process is ending: the count is in the warning instead
+            log.warning(
+                "prediction log: %d dropped rows are in no part's metadata (%s: %s)", rows, type(exc).__name__, exc
+            )
+            return Outcome()
+        self._unreported = 0
+        return Outcome(parts=1)
 
 
 def batch_prediction_values(requests: Sequence[Request], classes: Sequence[str]) -> list[list[dict[str, Any]]]:
@@ -342,9 +356,9 @@ class ThreadSink:
         return outcome.written
 
     def close(self, timeout: float) -> None:
-        self.flush(timeout)
         with self._lock:
-            outcome = self.writer.write_drops()
+            last = self._write()
+            outcome = Outcome().add(last).add(self.writer.write_drops(last))
         self._apply(outcome)
 
     def _write(self) -> Outcome:
@@ -597,7 +611,8 @@ def main() -> int:
                     message = inbox.get_nowait()
                 except queue.Empty:
                     break
-            report(stdout, final.add(writer.write()).add(writer.write_drops()))
+            last = writer.write()
+            report(stdout, final.add(last).add(writer.write_drops(last)))
             return 0
         outcome = Outcome()
         if message and message[0] == "batch":

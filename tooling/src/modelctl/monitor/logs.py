@@ -105,6 +105,12 @@ def read_window(store: Store, model: str, env: str, start: datetime, end: dateti
     merged: Any = None
     for key in part_keys(store, model, env, start, end):
         table, problem = read_part(store, key)
+        if problem is None and table is not None and table.num_rows == 0:
+            # A part of no rows only reports drops (written as a log closed): counted, its columns never merged (they
+            # may be another day's, and would make the real parts look as if they disagreed).
+            window.parts += 1
+            window.dropped += _dropped(table)
+            continue
         if problem is None and table is not None:
             try:
                 stamps = table.column(predlog.TS)
