@@ -50,7 +50,8 @@ def test_nested_defaults_fill_a_partial_section() -> None:
         ),
         (
             "serving:\n  max_rows: 1000\n  batching: {enabled: true, max_batch_size: 64}\n",
-            "is invalid: batching.max_batch_size (64) is below max_rows (1000): BentoML would split a request",
+            "config.yaml:7: serving.batching: {'enabled': True, 'max_batch_size': 64} is invalid: "
+            "max_batch_size (64) is below serving.max_rows (1000): BentoML would split a request",
         ),
         ("serving:\n  workers: '2'\n", "config.yaml:6: serving.workers: '2' is invalid: expected a valid integer"),
         ("serving:\n  workerz: 2\n", "serving.workerz: unknown key 'workerz'; expected one of: workers, concurrency"),

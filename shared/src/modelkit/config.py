@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -48,9 +48,11 @@ class Batching(_Section):
     """Adaptive batching of concurrent requests into one model call."""
 
     enabled: bool = False
-    # Rows merged into one model call; unset: serving.max_rows. Never below max_rows (Serving checks): BentoML splits
-    # a larger request into chunks, and when its first chunks take longer than max_latency_ms it cancels the rest
-    # and answers 503 for the whole request, even with nothing else queued (seen: 999 images, a loaded machine).
+    # Rows merged into one model call; unset: serving.max_rows. Never below max_rows (Serving checks), so a request
+    # that arrives alone is one call: BentoML splits a larger request into chunks, and once its first chunks took
+    # longer than max_latency_ms it cancels the rest and answers 503 for the whole request, even with nothing else
+    # queued (seen in CI: 999 images on a loaded machine). Under concurrent load BentoML may still split a request
+    # at a batch's edge and shed load with 503, which the load-test gate's error rate measures.
     max_batch_size: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     # Measured: 200 ms gave 2-21 % 503s under load, 1000 ms none (see bench/serving.py).
     max_latency_ms: Annotated[int, Field(ge=10, le=60_000)] = 1000
@@ -106,16 +108,17 @@ class Serving(_Section):
     max_image_pixels: Annotated[int, Field(ge=1, le=200_000_000)] = 4_000_000
     image_formats: Annotated[list[ImageFormat], Field(min_length=1)] = Field(default_factory=_default_image_formats)
 
-    @model_validator(mode="after")
-    def _whole_requests_batched(self) -> Serving:
-        size = self.batching.max_batch_size
-        if self.batching.enabled and size is not None and size < self.max_rows:
+    @field_validator("batching")
+    @classmethod
+    def _lone_requests_whole(cls, batching: Batching, info: ValidationInfo) -> Batching:
+        size, max_rows = batching.max_batch_size, info.data.get("max_rows")
+        if batching.enabled and size is not None and isinstance(max_rows, int) and size < max_rows:
             raise ValueError(
-                f"batching.max_batch_size ({size}) is below max_rows ({self.max_rows}): BentoML would split a request "
-                "of more rows and answer 503 for it when its first chunks take longer than batching.max_latency_ms; "
-                "leave max_batch_size out (it follows max_rows), raise it, or lower max_rows"
+                f"max_batch_size ({size}) is below serving.max_rows ({max_rows}): BentoML would split a request of "
+                "more rows and answer 503 for it once its first chunks took longer than max_latency_ms, even with "
+                "nothing else queued; leave max_batch_size out (it follows max_rows), raise it, or lower max_rows"
             )
-        return self
+        return batching
 
     @property
     def batch_rows(self) -> int:

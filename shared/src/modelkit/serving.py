@@ -73,7 +73,7 @@ def api_options(config: ModelConfig) -> dict[str, Any]:
         return {}
     return {
         "batchable": True,
-        "max_batch_size": config.serving.batch_rows,  # never below max_rows: a request is never split
+        "max_batch_size": config.serving.batch_rows,  # never below max_rows: a lone request is one call
         "max_latency_ms": batching.max_latency_ms,
     }
 
