@@ -210,6 +210,7 @@ def model_stand_in(log: Path, behaviour: Behaviour | None = None) -> Iterator[st
             if not errors and how.fails_at_the_maximum and any(row["a"] == 10 for row in body["instances"]):
                 with log.open("a") as handle:
                     handle.write("ERROR Traceback (most recent call last):\nZeroDivisionError: at the maximum\n")
+                    handle.write("while reading postgresql://ml:S3cretPw@db/iris\n")  # pragma: allowlist secret
                 return self.answer(500, {"error": "Internal Server Error"})
             if not errors:
                 return self.answer(200, [{"value": row["a"] + row["b"]} for row in body["instances"]])
@@ -309,4 +310,5 @@ def test_a_5xx_in_schemathesis_s_own_run_names_its_request_answer_and_server_log
     assert first.curl.startswith("curl -sS -X POST") and url in first.curl and '"a": 10' in first.curl
     text = markdown("toy", result, log)
     assert "ZeroDivisionError: at the maximum" in text and "client error on" not in text
+    assert "postgresql://ml:***@db/iris" in text and "S3cretPw" not in text  # masked, as every line modelctl emits
     assert "answered 500" in text

@@ -272,3 +272,17 @@ def test_a_free_port_is_below_the_ephemeral_range_and_free() -> None:
         assert port < low
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
+
+
+def test_a_log_tail_finds_the_traceback_behind_thousands_of_skipped_lines(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    skipped = "INFO client error on /predict [POST]: 1 validation errors\n"
+    log.write_text(
+        "start\nTraceback (most recent call last):\nZeroDivisionError\n" + skipped * 5000 + "x" * 70_000 + "\n"
+    )
+    tail = procs.log_tail(log, 3, skip="client error on ")
+    assert tail.splitlines() == ["Traceback (most recent call last):", "ZeroDivisionError", "x" * 300]
+    log.write_text(skipped * 10)
+    assert procs.log_tail(log, 3, skip="client error on ") == "(no lines but 'client error on' ones)"
+    log.write_text("")
+    assert procs.log_tail(log) == "(empty log)"

@@ -26,8 +26,7 @@ class FailedCheck:
     check: str  # schemathesis's check name: not_a_server_error, ...
     title: str  # the failure's title: "Server error", ...
     code: str  # its code: ST101, ...
-    message: str
-    status: int | None  # None: no response (a timeout, a reset)
+    status: int | None  # None: no response (a timeout, a reset) or none recorded
     body: str  # the response body, cut to MAX_BODY_CHARS
     method: str
     url: str
@@ -36,8 +35,12 @@ class FailedCheck:
     request_bytes: int
 
     def problem(self) -> str:
-        answer = "no response" if self.status is None else f"answered {self.status}"
-        answer += f" to a request of {self.request_bytes} bytes"
+        if self.status is not None:
+            answer = f"answered {self.status} to a request of {self.request_bytes} bytes"
+        elif self.method:
+            answer = f"no response to a request of {self.request_bytes} bytes"
+        else:
+            answer = "no request or response recorded"
         text = f"{self.code} {self.title} ({self.check}): {answer}"
         if self.body:
             text += f": {self.body}"
@@ -48,15 +51,17 @@ def failed_checks(path: Path, limit: int = 5) -> list[FailedCheck]:
     """The first ``limit`` failed checks in the NDJSON report at ``path``, one per (operation, check, status)."""
     found: list[FailedCheck] = []
     seen: set[tuple[str, str, int | None]] = set()
-    with path.open(encoding="utf-8") as lines:
+    with path.open(encoding="utf-8", errors="replace") as lines:
         for line in lines:
             if '"ScenarioFinished"' not in line[:64]:
                 continue  # only the finished scenarios carry cases, checks and interactions
             try:
                 event = json.loads(line)["ScenarioFinished"]
-            except (ValueError, KeyError, TypeError):
-                continue
-            for failed in _scenario_failures(event.get("recorder") or {}):
+                recorder = event.get("recorder") if isinstance(event, dict) else None
+                failures = _scenario_failures(recorder) if isinstance(recorder, dict) else []
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # a layout this reader does not know: the run's summary still names the failure
+            for failed in failures:
                 key = (failed.operation, failed.check, failed.status)
                 if key not in seen:
                     seen.add(key)
@@ -67,28 +72,27 @@ def failed_checks(path: Path, limit: int = 5) -> list[FailedCheck]:
 
 
 def _scenario_failures(recorder: dict[str, Any]) -> list[FailedCheck]:
-    operation = str(recorder.get("label") or "the API")
-    interactions = recorder.get("interactions") or {}
+    operation = _clean(str(recorder.get("label") or "the API"))
+    interactions = _dict(recorder.get("interactions"))
     failures = []
-    for case_id, checks in (recorder.get("checks") or {}).items():
-        for check in checks or []:
+    for case_id, checks in _dict(recorder.get("checks")).items():
+        for check in checks if isinstance(checks, list) else []:
             if not isinstance(check, dict) or check.get("status") != "failure":
                 continue
-            failure = (check.get("failure_info") or {}).get("failure") or {}
-            interaction = interactions.get(case_id) or {}
-            request = interaction.get("request") or {}
-            response = interaction.get("response") or {}
+            failure = _dict(_dict(check.get("failure_info")).get("failure"))
+            interaction = _dict(interactions.get(case_id))
+            request = _dict(interaction.get("request"))
+            response = _dict(interaction.get("response"))
             status = response.get("status_code")
             sent = _bytes(request.get("body"))
             failures.append(
                 FailedCheck(
                     operation=operation,
-                    check=str(check.get("name", "?")),
-                    title=str(failure.get("title", "")),
-                    code=str(failure.get("code", "")),
-                    message=str(failure.get("message", ""))[:MAX_BODY_CHARS],
+                    check=_clean(str(check.get("name", "?"))),
+                    title=_clean(str(failure.get("title", ""))),
+                    code=_clean(str(failure.get("code", ""))),
                     status=status if isinstance(status, int) else None,
-                    body=_text(response.get("content"))[:MAX_BODY_CHARS],
+                    body=_clean(_text(response.get("content"))),
                     method=str(request.get("method", "")),
                     url=str(request.get("uri", "")),
                     headers=_headers(request.get("headers")),
@@ -113,7 +117,17 @@ def _bytes(value: Any) -> bytes | None:
 
 def _text(value: Any) -> str:
     data = _bytes(value)
-    return "" if data is None else data[: MAX_BODY_CHARS * 4].decode("utf-8", errors="replace").strip()
+    return "" if data is None else data[: MAX_BODY_CHARS * 4].decode("utf-8", errors="replace")
+
+
+def _clean(text: str, limit: int = MAX_BODY_CHARS) -> str:
+    """One line of printable text (a body may hold newlines or terminal escapes), at most ``limit`` characters."""
+    printable = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(printable.split())[:limit]
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _headers(value: Any) -> tuple[tuple[str, str], ...]:

@@ -530,17 +530,32 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def log_tail(path: Path, lines: int = 15, max_bytes: int = 65_536, width: int = 300, skip: str = "") -> str:
-    """The last ``lines`` lines of the log at ``path``, read from its last ``max_bytes``, each cut to ``width``;
-    lines containing ``skip`` (when given) left out."""
+def log_tail(path: Path, lines: int = 15, width: int = 300, skip: str = "", max_bytes: int = 4 << 20) -> str:
+    """The last ``lines`` lines of the log at ``path``, each cut to ``width``; lines containing ``skip`` (when given)
+    left out. Read backwards in blocks, at most ``max_bytes``: a traceback followed by thousands of skipped lines is
+    still found, and a huge log is never read whole."""
+    kept: list[str] = []
     try:
         with path.open("rb") as handle:
-            handle.seek(max(0, path.stat().st_size - max_bytes))
-            text = handle.read(max_bytes).decode("utf-8", errors="replace")
+            end = path.stat().st_size
+            carry = b""
+            read = 0
+            while end > 0 and len(kept) < lines and read < max_bytes:
+                size = min(65_536, end)
+                end -= size
+                read += size
+                handle.seek(end)
+                parts = (handle.read(size) + carry).split(b"\n")
+                carry = parts.pop(0) if end > 0 else b""  # a line that may begin in the block before
+                for raw in reversed(parts):
+                    line = raw.decode("utf-8", errors="replace").rstrip("\r")
+                    if line and not (skip and skip in line):
+                        kept.append(line[:width])
     except OSError:
         return "(no log)"
-    kept = [line[:width] for line in text.splitlines() if not skip or skip not in line]
-    return "\n".join(kept[-lines:]) or "(empty log)"
+    if not kept:
+        return f"(no lines but {skip.strip()!r} ones)" if skip and end == 0 else "(empty log)"
+    return "\n".join(reversed(kept[:lines]))
 
 
 def healthy(url: str, timeout: float = 2.0) -> bool:

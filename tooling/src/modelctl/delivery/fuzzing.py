@@ -15,6 +15,7 @@ from modelctl.console import err
 from modelctl.errors import GateRefusedError, ModelctlError
 from modelctl.fuzz import FuzzResult, fuzz
 from modelctl.model import Model
+from modelctl.redact import redact
 from modelkit.errors import CLIENT_ERROR_LINE
 
 # Examples per operation and mode: about a minute for the example model on 2 cores, server included.
@@ -23,6 +24,7 @@ DEFAULT_EXAMPLES = 60
 
 SHOWN_FAILURES = 5  # failures listed in the summary (fuzz.json has them all)
 LOG_TAIL_LINES = 30
+FENCE = "```"
 
 
 class FuzzFailedError(GateRefusedError):
@@ -68,8 +70,10 @@ def markdown(model: str, result: FuzzResult, server_log: Path | None = None) -> 
     if server_log is not None and any(f.status is not None and f.status >= 500 for f in result.failures):
         # What the server said when it failed (the traceback a 5xx seen once in CI is understood by), without the
         # one line each refused request adds.
-        tail = procs.log_tail(server_log, LOG_TAIL_LINES, skip=CLIENT_ERROR_LINE)
-        lines += ["", f"Server log, last {LOG_TAIL_LINES} lines but client errors:", "", "```text", tail, "```"]
+        # Masked as every log line modelctl emits (a traceback may print a connection string); no line may close
+        # the code block.
+        tail = redact(procs.log_tail(server_log, LOG_TAIL_LINES, skip=CLIENT_ERROR_LINE)).replace(FENCE, "` ` `")
+        lines += ["", f"Server log, last {LOG_TAIL_LINES} lines but client errors:", "", "```text", tail, FENCE]
     return "\n".join(lines) + "\n"
 
 
