@@ -25,7 +25,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def config(repo: Repo, model: str, as_json: bool = False) -> int:
     (name,) = repo.resolve([model])
-    data = repo.config(name).model_dump(mode="json")
+    effective = repo.config(name)
+    data = effective.model_dump(mode="json")
+    # Derived where unset: the batch size in effect (serving.max_rows), not null.
+    data["serving"]["batching"]["max_batch_size"] = effective.serving.batch_rows
     if as_json:
         text = json.dumps(data, indent=2, ensure_ascii=False)
     else:
