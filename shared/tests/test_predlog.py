@@ -510,3 +510,21 @@ def test_closing_with_a_writer_that_does_not_read_is_bounded(tmp_path: Path) -> 
         os.kill(pid, 0)
     assert log.stats.dropped.get("error") == 2000 and log._held == 0
     assert parts(tmp_path) == []
+
+
+@pytest.mark.parametrize(("setting", "added"), [(None, 10), ("3", 3), ("0", 0), ("twenty", 10), ("25", 10)])
+def test_the_writer_runs_below_the_worker_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None, added: int
+) -> None:
+    """At +10 by default (serving gets the CPU first); MODELKIT_PREDLOG_NICE (0-19) sets it, anything else is the
+    default. (The suites set 0: a writer at +10 beside eight busy test processes is starved for tens of seconds.)"""
+    if setting is None:
+        monkeypatch.delenv(predlog.ENV_NICE, raising=False)
+    else:
+        monkeypatch.setenv(predlog.ENV_NICE, setting)
+    log, _ = new_log(tmp_path, start=True)
+    pid = log._sink.pid  # type: ignore[attr-defined]
+    assert pid is not None
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    expected = min(19, ours + added)
+    wait_for(lambda: os.getpriority(os.PRIO_PROCESS, pid) == expected)

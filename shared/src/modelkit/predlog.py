@@ -70,6 +70,7 @@ ENV_ENDPOINT = "MODELKIT_PREDLOG_ENDPOINT_URL"
 ENV_NAME = "MODELKIT_ENV"
 ENV_ACTIVE = "MODELKIT_PREDLOG_ACTIVE_FILE"  # when set: log only while this file exists
 ENV_SALT = "MODELKIT_PREDLOG_SALT"
+ENV_NICE = "MODELKIT_PREDLOG_NICE"  # the writer process's niceness above the worker's, 0-19 (default 10)
 PREFIX = "predictions"
 REFERENCE_FILE = "reference.parquet"
 
@@ -449,6 +450,9 @@ class PredictionLog:
         self._on_drop = on_drop if on_drop is not None else _prometheus_counter()
         self._random = random.random
         self._lock = threading.Lock()
+        # One hand-over at a time: a flush's rows reach the writer before its flush request, even while the log's
+        # thread is handing over the rows it took a moment before.
+        self._ship_lock = threading.Lock()
         self._pending: list[tuple[float, Any, Any, Any]] = []
         self._queued = 0  # rows in _pending
         self._held = 0  # rows handed to the writer that it has not finished with (written or dropped)
@@ -565,16 +569,29 @@ class PredictionLog:
             self._sink.tick()
 
     def flush(self, timeout: float = 30.0) -> int:
-        """Hand over everything buffered and have the writer write it now; the number of rows it wrote."""
-        self._ship()
-        return self._sink.flush(timeout)
+        """Hand over everything buffered and have the writer write it now; the number of rows it wrote (0 when the
+        writer does not answer within ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        if not self._ship(timeout):
+            return 0
+        return self._sink.flush(max(0.0, deadline - time.monotonic()))
 
-    def _ship(self) -> None:
-        """The buffered requests, as plain dicts, to the writer.
+    def _ship(self, timeout: float = -1) -> bool:
+        """The buffered requests, as plain dicts, to the writer; False when another hand-over held on past
+        ``timeout`` seconds (a writer that does not read).
 
         Done every CONVERT_S rather than once per flush: thousands of request rows held as Python objects for
         ``flush_s`` would make every full garbage collection of the serving process walk them.
         """
+        if not self._ship_lock.acquire(timeout=timeout):
+            return False
+        try:
+            self._ship_held()
+        finally:
+            self._ship_lock.release()
+        return True
+
+    def _ship_held(self) -> None:
         from modelkit.predlog_writer import Outcome, Request
 
         with self._lock:

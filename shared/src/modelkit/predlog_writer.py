@@ -11,8 +11,10 @@ pickle on stdin (the first one the settings, salt included, so it never appears 
 ``("batch", [Request, ...], dropped)`` and ``("flush", token)``); one JSON object per line on stdout reporting
 what became of the rows (:class:`Outcome`). The child stops when its stdin closes (the worker exited or died),
 after writing what it holds; SIGINT is the worker's to handle, and SIGTERM gives it ``STOP_GRACE_S`` to finish.
-It runs at a lower scheduling priority than the worker (``WRITER_NICENESS``): on a busy machine serving gets the
-CPU first, the buffer absorbs the writer's lag, and what does not fit is dropped and counted.
+It runs at a lower scheduling priority than the worker (``WRITER_NICENESS``, or ``MODELKIT_PREDLOG_NICE``): on a
+busy machine serving gets the CPU first, the buffer absorbs the writer's lag, and what does not fit is dropped and
+counted. On a machine kept saturated by other work the writer is starved (seen: 30 s to import pyarrow beside eight
+busy test processes); ``MODELKIT_PREDLOG_NICE=0`` puts it level with the worker where the log matters as much.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from modelkit.predlog import (
     DROPPED_META,
+    ENV_NICE,
     PART_ROWS,
     ROW_KEY,
     TS,
@@ -250,6 +253,20 @@ def batch_prediction_values(requests: Sequence[Request], classes: Sequence[str])
     return [prediction_values(o, classes, n) for o, n in zip(outputs, counts, strict=True)]
 
 
+def writer_niceness(value: str | None) -> int:
+    """The niceness the writer adds to the worker's: ``MODELKIT_PREDLOG_NICE`` (0-19), else WRITER_NICENESS."""
+    if value is None or not value.strip():
+        return WRITER_NICENESS
+    try:
+        nice = int(value)
+    except ValueError:
+        nice = -1
+    if not 0 <= nice <= 19:
+        log.warning("prediction log: %s=%r is not 0-19; the writer runs at +%d", ENV_NICE, value[:20], WRITER_NICENESS)
+        return WRITER_NICENESS
+    return nice
+
+
 def _warner(every_s: float = 60.0) -> Callable[[str], None]:
     """A warning line at most once a minute (a store that is down would otherwise fill the server's log)."""
     last = [0.0]
@@ -331,6 +348,7 @@ class ThreadSink:
         self._part_rows = part_rows
         self._lock = threading.Lock()
         self._last_write = time.monotonic()
+        self._closed = False
 
     def start(self) -> None:
         pass  # nothing to start: the log's thread drives the writer
@@ -357,6 +375,9 @@ class ThreadSink:
 
     def close(self, timeout: float) -> None:
         with self._lock:
+            if self._closed:
+                return  # closed twice (at shutdown and at exit): the end's writes and warnings happen once
+            self._closed = True
             last = self._write()
             outcome = Outcome().add(last).add(self.writer.write_drops(last))
         self._apply(outcome)
@@ -557,7 +578,7 @@ def main() -> int:
     """The child's loop: read frames (a thread), convert each batch, write every ``flush_s`` or a part's worth."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Background work: where it competes with serving for a CPU, serving wins, and the bounded buffer absorbs the lag.
-    os.nice(WRITER_NICENESS)
+    os.nice(writer_niceness(os.environ.get(ENV_NICE)))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the whole group: the worker decides
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())

@@ -7,6 +7,7 @@ No credential is added: a local store is a folder; for an S3 store the model pro
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from modelctl.repo import Repo
@@ -31,6 +32,8 @@ def predlog_env(repo: Repo, env: str) -> dict[str, str]:
         if endpoint:
             values[predlog.ENV_ENDPOINT] = endpoint
     values[predlog.ENV_NAME] = env
+    if predlog.ENV_NICE in os.environ:  # the writer's priority, where the operator (or a test suite) set it
+        values[predlog.ENV_NICE] = os.environ[predlog.ENV_NICE]
     return values
 
 
