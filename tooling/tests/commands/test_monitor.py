@@ -77,11 +77,13 @@ def serve_traffic(root: Path, features: np.ndarray, env: str = "staging", versio
         classes=CLASSES,
         start=False,
         on_drop=lambda r, n: None,
+        in_process=True,  # the writer process has its own tests (shared/tests/test_predlog.py, test_monitor_served.py)
     )
     rows = [dict(zip(NAMES, row, strict=True)) for row in features.tolist()]
     for start in range(0, len(rows), 4):
         log.record(rows[start : start + 4], model_output(features[start : start + 4]))
-    log.flush()
+    assert log.flush() == len(rows)
+    log.close()
     return rows
 
 
@@ -326,9 +328,11 @@ def test_the_log_and_the_record_live_in_an_s3_store(
         classes=CLASSES,
         start=False,
         on_drop=lambda r, n: None,
+        in_process=True,  # what is tested here is the store; a writer process starved on a busy machine is not
     )
     log.record([dict(zip(NAMES, row, strict=True)) for row in features.tolist()], model_output(features))
     assert log.flush() == 300
+    log.close()
     result = cli("monitor", MODEL, "--env", "staging")
     assert result.code == 0, result.err
     import boto3
