@@ -558,7 +558,7 @@ class PredictionLog:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         if self._thread is None or not self._thread.is_alive():
-            self._ship()
+            self._ship(max(0.1, deadline - time.monotonic()))  # bounded: a flush in another thread may hold it
         self._sink.close(max(0.1, deadline - time.monotonic()))
 
     def _run(self) -> None:
