@@ -528,3 +528,41 @@ def test_the_writer_runs_below_the_worker_unless_told_otherwise(
     ours = os.getpriority(os.PRIO_PROCESS, 0)
     expected = min(19, ours + added)
     wait_for(lambda: os.getpriority(os.PRIO_PROCESS, pid) == expected)
+
+
+def test_closing_a_log_without_its_thread_over_a_writer_that_does_not_read_is_bounded(tmp_path: Path) -> None:
+    """close() hands over the last rows itself when no thread does (never started, or already ended): to a stopped
+    writer with a full pipe that write would block forever; close stops the writer instead and counts the rows."""
+    log, _ = new_log(tmp_path, buffer_rows=200_000, start=False)
+    log.record([{"text": "first", "i": 0}], np.array([[0.5, 0.5]]))
+    assert log.flush() == 1  # the writer process is running
+    pid = log._sink.pid  # type: ignore[attr-defined]
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    long_text = "x" * 900
+    for i in range(2000):  # about 2 MB pickled: far more than a pipe holds
+        log.record([{"text": long_text, "i": i}], np.array([[0.5, 0.5]]))
+    closing = threading.Thread(target=log.close, kwargs={"timeout": 2}, daemon=True)
+    started = time.monotonic()
+    closing.start()
+    closing.join(30)
+    if closing.is_alive():  # the old behaviour: let the test end (the writer is stopped for good)
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("close() blocked on the writer's full pipe")
+    assert time.monotonic() - started < 15
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert log.stats.dropped.get("error") == 2000 and log._held == 0 and log._queued == 0
+
+
+def test_an_in_process_log_closed_twice_writes_rows_recorded_in_between(tmp_path: Path) -> None:
+    """A service closes its log at shutdown and atexit closes it again: a request that finished in between is
+    written by the second close, not left in the writer."""
+    log, drops = new_log(tmp_path, in_process=True)
+    log.record([{"i": 1}], np.array([[0.5, 0.5]]))
+    log.close()
+    log.record([{"i": 2}], np.array([[0.5, 0.5]]))
+    log.close()
+    written = [r["feature.i"] for part in parts(tmp_path) for r in pq.read_table(part).to_pylist()]
+    assert sorted(written) == [1.0, 2.0] and drops == []
+    assert log.stats.written == 2

@@ -551,15 +551,29 @@ class PredictionLog:
             atexit.register(self.close)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Write what is buffered and stop the thread and the writer (at exit; bounded by ``timeout``)."""
+        """Write what is buffered and stop the thread and the writer (at exit; bounded by ``timeout``, a few
+        seconds more to reap the writer). Rows that could not be handed over in time are counted as dropped
+        (``error``), never silently lost."""
         deadline = time.monotonic() + timeout
+
+        def remaining() -> float:
+            return max(0.1, deadline - time.monotonic())
+
         self._stop.set()
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         if self._thread is None or not self._thread.is_alive():
-            self._ship(max(0.1, deadline - time.monotonic()))  # bounded: a flush in another thread may hold it
-        self._sink.close(max(0.1, deadline - time.monotonic()))
+            # The last hand-over in a thread of its own: to a writer that does not read it blocks on a full pipe,
+            # and the sink's close below then stops that writer, which ends the blocked write.
+            last = threading.Thread(target=self._ship, args=(remaining(),), name="modelkit-predlog-close", daemon=True)
+            last.start()
+            last.join(remaining())
+        self._sink.close(remaining())
+        with self._lock:  # what is still here was never handed over (a hand-over held elsewhere, a stuck thread)
+            count, self._queued, self._pending = self._queued, 0, []
+            if count:
+                self._drop("error", count)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -572,13 +586,14 @@ class PredictionLog:
         """Hand over everything buffered and have the writer write it now; the number of rows it wrote (0 when the
         writer does not answer within ``timeout``)."""
         deadline = time.monotonic() + timeout
-        if not self._ship(timeout):
+        if not self._ship(max(0.0, timeout)):
             return 0
         return self._sink.flush(max(0.0, deadline - time.monotonic()))
 
     def _ship(self, timeout: float = -1) -> bool:
         """The buffered requests, as plain dicts, to the writer; False when another hand-over held on past
-        ``timeout`` seconds (a writer that does not read).
+        ``timeout`` seconds (a writer that does not read). The timeout bounds only that wait: the hand-over itself
+        blocks while the writer's pipe is full (``close`` bounds that by stopping the writer).
 
         Done every CONVERT_S rather than once per flush: thousands of request rows held as Python objects for
         ``flush_s`` would make every full garbage collection of the serving process walk them.

@@ -375,8 +375,8 @@ class ThreadSink:
 
     def close(self, timeout: float) -> None:
         with self._lock:
-            if self._closed:
-                return  # closed twice (at shutdown and at exit): the end's writes and warnings happen once
+            if self._closed and not self.writer.held:
+                return  # closed twice (at shutdown and at exit): the end's drops and warnings happen once
             self._closed = True
             last = self._write()
             outcome = Outcome().add(last).add(self.writer.write_drops(last))
