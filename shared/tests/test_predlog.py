@@ -491,16 +491,22 @@ def test_a_destination_that_exists_only_in_this_process_needs_the_in_process_wri
         predlog.PredictionLog(SlowDestination(str(tmp_path)), model="m", env="dev", version="v", start=False)
 
 
-def test_closing_with_a_writer_that_does_not_read_is_bounded(tmp_path: Path) -> None:
-    """A stopped writer with a full pipe: the log's thread is stuck writing, so close() cannot end the writer's
-    input; it stops it after its timeout and counts what was lost instead of waiting forever."""
-    log, drops = new_log(tmp_path, buffer_rows=200_000, start=True)
+def stop_the_writer_and_overfill(log: predlog.PredictionLog) -> int:
+    """Stop the log's writer process (SIGSTOP) and record 2,000 rows of about 1 kB: far more than its pipe holds."""
     pid = log._sink.pid  # type: ignore[attr-defined]
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)
     long_text = "x" * 900
-    for i in range(2000):  # about 2 MB pickled: far more than a pipe holds
+    for i in range(2000):
         log.record([{"text": long_text, "i": i}], np.array([[0.5, 0.5]]))
+    return int(pid)
+
+
+def test_closing_with_a_writer_that_does_not_read_is_bounded(tmp_path: Path) -> None:
+    """A stopped writer with a full pipe: the log's thread is stuck writing, so close() cannot end the writer's
+    input; it stops it after its timeout and counts what was lost instead of waiting forever."""
+    log, drops = new_log(tmp_path, buffer_rows=200_000, start=True)
+    pid = stop_the_writer_and_overfill(log)
     log._wake.set()
     wait_for(lambda: log._queued == 0)
     started = time.monotonic()
@@ -536,12 +542,7 @@ def test_closing_a_log_without_its_thread_over_a_writer_that_does_not_read_is_bo
     log, _ = new_log(tmp_path, buffer_rows=200_000, start=False)
     log.record([{"text": "first", "i": 0}], np.array([[0.5, 0.5]]))
     assert log.flush() == 1  # the writer process is running
-    pid = log._sink.pid  # type: ignore[attr-defined]
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    long_text = "x" * 900
-    for i in range(2000):  # about 2 MB pickled: far more than a pipe holds
-        log.record([{"text": long_text, "i": i}], np.array([[0.5, 0.5]]))
+    pid = stop_the_writer_and_overfill(log)
     closing = threading.Thread(target=log.close, kwargs={"timeout": 2}, daemon=True)
     started = time.monotonic()
     closing.start()
