@@ -51,8 +51,10 @@ from serving import (  # noqa: E402
 KINDS = ("text", "image")
 # In the local package index (offline); annotated-doc is the one dependency a model environment lacks.
 FASTAPI = ("fastapi==0.142.2", "annotated-doc==0.0.7")
-# Long enough that Locust (a second or two to start on a busy machine) completes requests on both sides.
-QUICK = {"users": 10, "duration": 8, "rounds": 1}
+# Long enough that Locust completes requests on both sides: its users build their requests after the run's clock
+# has started (importing the model's request schema), which took about 8 s on a busy machine (CI: every request of
+# an 8 s run came after its end).
+QUICK = {"users": 10, "duration": 20, "rounds": 1}
 
 
 @dataclass
@@ -154,7 +156,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--inputs", default=",".join(KINDS), help="comma-separated input kinds (text, image)")
     add_load_options(parser)
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 10 users, 8 s per side, one round")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 10 users, 20 s per side, one round")
     args = parser.parse_args()
     if args.quick:
         vars(args).update(QUICK)
